@@ -1,0 +1,192 @@
+"""MemoryPPO: SB3's PPO with a memory policy, trained on whole sequences.
+
+Rollout collection (``collect_rollouts``) steps the memory once per environment step and records the
+memory state at the start of every training sequence. The update is SB3's own ``PPO.train``, unchanged:
+the rollout buffer yields minibatches of whole sequences and the policy's ``evaluate_actions`` runs them
+through ``memory.sequence`` (a loop over chunks for tlb, fused kernels for lstm/gru). So every
+hyperparameter, loss, early stop and ``train/*`` log key is SB3's.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3 import PPO
+from stable_baselines3.common.base_class import BasePolicy
+from stable_baselines3.common.buffers import RolloutBuffer
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.type_aliases import GymEnv, Schedule
+from stable_baselines3.common.utils import obs_as_tensor
+from stable_baselines3.common.vec_env import VecEnv
+
+from agents.buffers import MemoryDictRolloutBuffer, MemoryRolloutBuffer, SequenceStorage
+from policies.memories import MemoryState
+from policies.policy import (
+    MemoryActorCriticCnnPolicy,
+    MemoryActorCriticPolicy,
+    MemoryMultiInputActorCriticPolicy,
+)
+
+
+def select_rows(state: MemoryState, index: int) -> MemoryState:
+    return {key: value[index : index + 1] for key, value in state.items()}
+
+
+class MemoryPPO(PPO):
+    """Proximal Policy Optimization with a memory (tlb, lstm, gru, transformer or none).
+
+    Takes every argument of SB3's ``PPO`` plus:
+
+    :param sequence_length: length L of the training sequences; ``n_steps`` and ``batch_size`` must be
+        multiples of it (a minibatch is ``batch_size / L`` whole sequences)
+    """
+
+    policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
+        "MlpPolicy": MemoryActorCriticPolicy,
+        "CnnPolicy": MemoryActorCriticCnnPolicy,
+        "MultiInputPolicy": MemoryMultiInputActorCriticPolicy,
+    }
+    policy: MemoryActorCriticPolicy
+    rollout_buffer: MemoryRolloutBuffer | MemoryDictRolloutBuffer
+
+    def __init__(
+        self,
+        policy: str | type[MemoryActorCriticPolicy],
+        env: GymEnv | str,
+        learning_rate: float | Schedule = 3e-4,
+        n_steps: int = 2048,
+        batch_size: int = 64,
+        *args: Any,
+        sequence_length: int = 32,
+        _init_setup_model: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        if int(sequence_length) != sequence_length or sequence_length <= 0:
+            raise ValueError(f"sequence_length must be a positive integer, got {sequence_length!r}")
+        for name, value in (("n_steps", n_steps), ("batch_size", batch_size)):
+            if value % sequence_length != 0:
+                raise ValueError(
+                    f"{name}={value} is not a multiple of sequence_length={sequence_length}: training uses "
+                    f"whole sequences; choose {name} = k * {sequence_length} or another sequence_length"
+                )
+        self.sequence_length = sequence_length
+        self._last_memory_state: MemoryState | None = None
+        super().__init__(
+            policy, env, learning_rate, n_steps, batch_size, *args, _init_setup_model=False, **kwargs
+        )
+        if _init_setup_model:
+            self._setup_model()
+
+    def _setup_model(self) -> None:
+        if self.rollout_buffer_class is None:
+            dict_obs = isinstance(self.observation_space, spaces.Dict)
+            self.rollout_buffer_class = MemoryDictRolloutBuffer if dict_obs else MemoryRolloutBuffer
+        if not issubclass(self.rollout_buffer_class, SequenceStorage):
+            raise ValueError("MemoryPPO needs a sequence rollout buffer (agents.buffers.MemoryRolloutBuffer)")
+        self.rollout_buffer_kwargs = {**self.rollout_buffer_kwargs, "sequence_length": self.sequence_length}
+        super()._setup_model()
+        if not isinstance(self.policy, MemoryActorCriticPolicy):
+            raise ValueError(f"MemoryPPO needs a MemoryActorCriticPolicy, got {type(self.policy).__name__}")
+
+    def _setup_learn(self, *args: Any, **kwargs: Any) -> Any:
+        result = super()._setup_learn(*args, **kwargs)
+        # Where every env starts an episode (a fresh reset, a new env) the carried state is irrelevant.
+        if self._last_memory_state is None or np.all(self._last_episode_starts):
+            self._last_memory_state = self.policy.initial_state(self.n_envs)
+        return result
+
+    def collect_rollouts(
+        self,
+        env: VecEnv,
+        callback: BaseCallback,
+        rollout_buffer: RolloutBuffer,
+        n_rollout_steps: int,
+    ) -> bool:
+        """SB3's rollout loop, carrying the memory state from step to step and from rollout to rollout."""
+        assert self._last_obs is not None, "No previous observation was provided"
+        assert isinstance(rollout_buffer, SequenceStorage)
+        self.policy.set_training_mode(False)
+        n_steps = 0
+        rollout_buffer.reset()
+        if self.use_sde:
+            self.policy.reset_noise(env.num_envs)
+        assert self._last_memory_state is not None, "learn() sets the memory state up"
+        memory_state = self._last_memory_state
+
+        callback.on_rollout_start()
+        while n_steps < n_rollout_steps:
+            if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
+                self.policy.reset_noise(env.num_envs)
+            if n_steps % self.sequence_length == 0:
+                rollout_buffer.add_sequence_state(memory_state)
+
+            with torch.no_grad():
+                obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
+                episode_starts = torch.as_tensor(self._last_episode_starts, device=self.device).bool()
+                actions, values, log_probs, memory_state = self.policy(
+                    obs_tensor, memory_state, episode_starts
+                )
+            actions = actions.cpu().numpy()
+
+            clipped_actions = actions
+            if isinstance(self.action_space, spaces.Box):
+                if self.policy.squash_output:
+                    clipped_actions = self.policy.unscale_action(clipped_actions)
+                else:
+                    clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)
+
+            new_obs, rewards, dones, infos = env.step(clipped_actions)
+            self.num_timesteps += env.num_envs
+
+            callback.update_locals(locals())
+            if not callback.on_step():
+                return False
+            self._update_info_buffer(infos, dones)
+            n_steps += 1
+
+            if isinstance(self.action_space, spaces.Discrete):
+                actions = actions.reshape(-1, 1)
+
+            # A time limit is not a real end: bootstrap with the value of the final observation, read with
+            # that episode's memory (its state after this step, the episode continuing).
+            for idx, done in enumerate(dones):
+                if (
+                    done
+                    and infos[idx].get("terminal_observation") is not None
+                    and infos[idx].get("TimeLimit.truncated", False)
+                ):
+                    terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
+                    with torch.no_grad():
+                        terminal_value = self.policy.predict_values(
+                            terminal_obs,
+                            select_rows(memory_state, idx),
+                            torch.zeros(1, dtype=torch.bool, device=self.device),
+                        )[0]
+                    rewards[idx] += self.gamma * terminal_value
+
+            rollout_buffer.add(
+                self._last_obs,  # type: ignore[arg-type]
+                actions,
+                rewards,
+                self._last_episode_starts,  # type: ignore[arg-type]
+                values,
+                log_probs,
+            )
+            self._last_obs = new_obs  # type: ignore[assignment]
+            self._last_episode_starts = dones
+
+        with torch.no_grad():
+            values = self.policy.predict_values(
+                obs_as_tensor(new_obs, self.device),  # type: ignore[arg-type]
+                memory_state,
+                torch.as_tensor(dones, device=self.device).bool(),
+            )
+        rollout_buffer.compute_returns_and_advantage(last_values=values, dones=dones)
+        self._last_memory_state = memory_state
+
+        callback.update_locals(locals())
+        callback.on_rollout_end()
+        return True

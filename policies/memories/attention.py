@@ -1,0 +1,104 @@
+"""Pre-LayerNorm Transformer blocks shared by the attention-based memories."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Attention(nn.Module):
+    """Multi-head attention on ``F.scaled_dot_product_attention`` (fused kernels, no weight copies)."""
+
+    def __init__(self, d_model: int, n_heads: int) -> None:
+        super().__init__()
+        self.n_heads = n_heads
+        self.query = nn.Linear(d_model, d_model)
+        self.key_value = nn.Linear(d_model, 2 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        context: torch.Tensor,
+        attn_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+    ) -> torch.Tensor:
+        batch, n_query, d_model = query.shape
+        n_key = context.shape[1]
+        head_dim = d_model // self.n_heads
+        q = self.query(query).view(batch, n_query, self.n_heads, head_dim).transpose(1, 2)
+        k, v = self.key_value(context).view(batch, n_key, 2, self.n_heads, head_dim).unbind(dim=2)
+        out = F.scaled_dot_product_attention(
+            q, k.transpose(1, 2), v.transpose(1, 2), attn_mask=attn_mask, is_causal=is_causal
+        )
+        return self.out(out.transpose(1, 2).reshape(batch, n_query, d_model))
+
+
+class FeedForward(nn.Module):
+    """LayerNorm then a two-layer MLP (the residual is added by the caller or by a gate)."""
+
+    def __init__(self, d_model: int, ffn_mult: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.LayerNorm(d_model),
+            nn.Linear(d_model, ffn_mult * d_model),
+            nn.GELU(),
+            nn.Linear(ffn_mult * d_model, d_model),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class SelfAttentionBlock(nn.Module):
+    """``x + SelfAttn(LN(x))`` then ``x + FFN(LN(x))``; causal unless a mask says otherwise."""
+
+    def __init__(self, d_model: int, n_heads: int, ffn_mult: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(d_model)
+        self.attn = Attention(d_model, n_heads)
+        self.ffn = FeedForward(d_model, ffn_mult)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.norm(x)
+        x = x + self.attn(h, h, attn_mask=attn_mask, is_causal=attn_mask is None)
+        return x + self.ffn(x)
+
+
+class CrossAttentionBlock(nn.Module):
+    """``x + CrossAttn(q=LN(x), kv=LN(memory))`` then ``x + FFN(LN(x))``."""
+
+    def __init__(self, d_model: int, n_heads: int, ffn_mult: int) -> None:
+        super().__init__()
+        self.norm_query = nn.LayerNorm(d_model)
+        self.norm_memory = nn.LayerNorm(d_model)
+        self.attn = Attention(d_model, n_heads)
+        self.ffn = FeedForward(d_model, ffn_mult)
+
+    def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm_query(x), self.norm_memory(memory))
+        return x + self.ffn(x)
+
+
+class GRUGate(nn.Module):
+    """The GRU-style gate of GTrXL (Parisotto et al., 2020): ``gate(x, y)`` replaces ``x + y``.
+
+    The update gate is biased towards keeping ``x`` at initialisation, so a gated slow state starts close
+    to an identity map, which is what makes GTrXL stable to train with RL.
+    """
+
+    def __init__(self, d_model: int, bias: float = 2.0) -> None:
+        super().__init__()
+        self.from_input = nn.Linear(d_model, 3 * d_model, bias=False)
+        self.from_state = nn.Linear(d_model, 2 * d_model, bias=False)
+        self.candidate_state = nn.Linear(d_model, d_model, bias=False)
+        self.bias = nn.Parameter(torch.full((d_model,), bias))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        y_r, y_z, y_h = self.from_input(y).chunk(3, dim=-1)
+        x_r, x_z = self.from_state(x).chunk(2, dim=-1)
+        reset = torch.sigmoid(y_r + x_r)
+        update = torch.sigmoid(y_z + x_z - self.bias)
+        candidate = torch.tanh(y_h + self.candidate_state(reset * x))
+        return (1.0 - update) * x + update * candidate
