@@ -93,7 +93,7 @@ class SequenceStorage:
             "observations": {k: self._as_sequences(v) for k, v in obs.items()}
             if isinstance(obs, dict)
             else self._as_sequences(obs),
-            "actions": self._as_sequences(self.actions),
+            "actions": self._as_sequences(self.actions.astype(np.float32, copy=False)),  # as SB3 samples
             "old_values": self._as_sequences(self.values),
             "old_log_prob": self._as_sequences(self.log_probs),
             "advantages": self._as_sequences(self.advantages),

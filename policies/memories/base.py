@@ -55,8 +55,8 @@ class Memory(nn.Module, ABC):
     def __init__(self, input_dim: int) -> None:
         super().__init__()
         check_positive("input_dim", input_dim)
-        self.input_dim = input_dim
-        self.output_dim = input_dim
+        self.input_dim = int(input_dim)
+        self.output_dim = int(input_dim)
         # A buffer only to know the device/dtype even for memories without parameters.
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
 

@@ -25,7 +25,7 @@ class RecurrentMemory(Memory):
         super().__init__(input_dim)
         self.hidden_size, self.n_layers = hidden_size, n_layers
         self.output_dim = hidden_size
-        self.rnn = self.rnn_class(input_dim, hidden_size, num_layers=n_layers, batch_first=True)
+        self.rnn = self.rnn_class(self.input_dim, hidden_size, num_layers=n_layers, batch_first=True)
 
     def initial_state(self, batch_size: int) -> MemoryState:
         zeros = self._anchor.new_zeros(batch_size, self.n_layers, self.hidden_size)

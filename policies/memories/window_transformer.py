@@ -43,7 +43,7 @@ class WindowTransformerMemory(Memory):
         super().__init__(input_dim)
         self.output_dim = d_model
         self.window = window
-        self.input_proj = nn.Identity() if input_dim == d_model else nn.Linear(input_dim, d_model)
+        self.input_proj = nn.Identity() if self.input_dim == d_model else nn.Linear(self.input_dim, d_model)
         self.position_embedding = nn.Parameter(torch.randn(window, d_model) * 0.02)
         self.blocks = nn.ModuleList(SelfAttentionBlock(d_model, n_heads, ffn_mult) for _ in range(n_layers))
         self.output_norm = nn.LayerNorm(d_model)

@@ -1,0 +1,175 @@
+"""MemoryPPO: rollout/training consistency, predict/evaluate/save-load, and short learn runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from stable_baselines3.common.callbacks import EvalCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.envs import (
+    FakeImageEnv,
+    IdentityEnvBox,
+    IdentityEnvMultiBinary,
+    IdentityEnvMultiDiscrete,
+    SimpleMultiObsEnv,
+)
+from stable_baselines3.common.evaluation import evaluate_policy
+
+from agents import MemoryPPO
+from policies.policy import SequenceObservations
+
+MEMORIES = ["tlb", "lstm", "gru", "transformer", "none"]
+# chunk_size 5 with n_steps 24 and sequences of 8: rollouts and sequences begin mid-chunk.
+TINY_MEMORY: dict[str, dict[str, Any]] = {
+    "tlb": dict(d_model=16, n_heads=2, chunk_size=5, n_latents=2),
+    "lstm": dict(hidden_size=16),
+    "gru": dict(hidden_size=16),
+    "transformer": dict(d_model=16, n_heads=2, window=6),
+    "none": dict(),
+}
+
+
+def tiny_model(env: Any, memory: str, policy: str = "MlpPolicy", **kwargs: Any) -> MemoryPPO:
+    policy_kwargs = dict(memory=memory, memory_kwargs=TINY_MEMORY[memory], net_arch=[16])
+    policy_kwargs.update(kwargs.pop("policy_kwargs", {}))
+    settings: dict[str, Any] = dict(n_steps=24, batch_size=48, n_epochs=1, sequence_length=8, seed=0)
+    settings.update(kwargs)
+    return MemoryPPO(policy, env, policy_kwargs=policy_kwargs, **settings)
+
+
+@pytest.mark.parametrize("memory", MEMORIES)
+def test_training_recomputes_the_rollout_exactly(memory: str) -> None:
+    env = make_vec_env("CartPole-v1", n_envs=3, seed=0)  # random-policy episodes end at any step
+    model = tiny_model(env, memory, batch_size=24)
+    model._setup_learn(total_timesteps=10_000, callback=None)
+    callback = model._init_callback(None)
+    for _ in range(3):  # later rollouts start with a carried state, mid-episode and mid-chunk
+        assert model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
+        buffer = model.rollout_buffer
+        assert buffer.episode_starts[1:].any(), "the test needs episodes that end inside the rollout"
+        if memory != "none":
+            carried = next(iter(model._last_memory_state.values()))
+            assert carried.abs().sum() > 0
+        with torch.no_grad():
+            for batch in buffer.get(model.batch_size):
+                values, log_prob, _ = model.policy.evaluate_actions(
+                    batch.observations, batch.actions.long().flatten()
+                )
+                assert (log_prob - batch.old_log_prob).abs().max() < 1e-5
+                assert (values.flatten() - batch.old_values).abs().max() < 1e-5
+
+
+@pytest.mark.parametrize("memory", MEMORIES)
+def test_first_update_has_zero_approx_kl(memory: str) -> None:
+    env = make_vec_env("CartPole-v1", n_envs=2, seed=1)
+    model = tiny_model(env, memory, batch_size=48)  # one epoch, one minibatch: the whole rollout
+    model.learn(48)
+    assert abs(model.logger.name_to_value["train/approx_kl"]) < 1e-6
+    assert model.logger.name_to_value["train/clip_fraction"] == 0.0
+
+
+def test_evaluate_actions_refuses_flat_observations() -> None:
+    model = tiny_model("CartPole-v1", "tlb")
+    with pytest.raises(TypeError, match="whole sequences"):
+        model.policy.evaluate_actions(torch.zeros(4, 4), torch.zeros(4))
+
+
+@pytest.mark.parametrize("memory", ["tlb", "lstm", "transformer"])
+def test_predict_with_carried_state_equals_sequence_evaluation(memory: str) -> None:
+    model = tiny_model("CartPole-v1", memory)
+    env = gym.make("CartPole-v1")
+    obs, _ = env.reset(seed=3)
+    observations, actions, state, start = [], [], None, np.ones(1, dtype=bool)
+    for _ in range(17):
+        action, state = model.predict(obs[None], state=state, episode_start=start, deterministic=True)
+        observations.append(obs)
+        actions.append(int(action[0]))
+        obs, _, terminated, truncated, _ = env.step(int(action[0]))
+        start = np.zeros(1, dtype=bool)
+        if terminated or truncated:
+            break
+    policy = model.policy
+    length = len(actions)
+    starts = torch.zeros(1, length, dtype=torch.bool)
+    starts[0, 0] = True
+    batch = SequenceObservations(torch.as_tensor(np.array(observations)), policy.initial_state(1), starts)
+    with torch.no_grad():
+        inputs = policy.memory_inputs(batch.observations).view(1, length, -1)
+        latent, _ = policy.memory.sequence(inputs, batch.memory_state, starts)
+        logits = policy.action_net(policy.mlp_extractor.forward_actor(latent[0]))
+    assert logits.argmax(dim=1).tolist() == actions
+
+
+def test_evaluate_policy_eval_callback_and_save_load(tmp_path: Path) -> None:
+    model = tiny_model("CartPole-v1", "tlb", batch_size=24)
+    eval_env = make_vec_env("CartPole-v1", n_envs=2, seed=5)
+    callback = EvalCallback(eval_env, n_eval_episodes=2, eval_freq=24, log_path=str(tmp_path), verbose=0)
+    model.learn(48, callback=callback)
+    assert (tmp_path / "evaluations.npz").exists()
+    mean_reward, _ = evaluate_policy(model, eval_env, n_eval_episodes=4)
+    assert mean_reward > 0
+
+    model.save(tmp_path / "model.zip")
+    loaded = MemoryPPO.load(tmp_path / "model.zip")
+    assert loaded.policy.memory_name == "tlb" and loaded.policy.memory.chunk_size == 5
+    obs = np.random.default_rng(0).normal(size=(3, 4)).astype(np.float32)
+    state_a = state_b = None
+    for t in range(7):  # across a chunk boundary of the carried state
+        start = np.full(3, t == 0)
+        a, state_a = model.predict(obs + t, state=state_a, episode_start=start, deterministic=True)
+        b, state_b = loaded.predict(obs + t, state=state_b, episode_start=start, deterministic=True)
+        assert np.array_equal(a, b)
+        for key in state_a:
+            np.testing.assert_allclose(state_a[key], state_b[key], atol=1e-6)
+
+
+ENVS = {
+    "cartpole": lambda: gym.make("CartPole-v1"),
+    "pendulum-box-actions": lambda: gym.make("Pendulum-v1"),
+    "fake-image": lambda: FakeImageEnv(screen_height=36, screen_width=36, n_channels=1),
+    "dict-obs": lambda: SimpleMultiObsEnv(random_start=True),
+    "multidiscrete": lambda: IdentityEnvMultiDiscrete(dim=3, ep_length=10),
+    "multibinary": lambda: IdentityEnvMultiBinary(dim=3, ep_length=10),
+    "box-identity": lambda: IdentityEnvBox(ep_length=10),
+}
+POLICY_FOR = {"fake-image": "CnnPolicy", "dict-obs": "MultiInputPolicy"}
+
+
+@pytest.mark.parametrize("memory", MEMORIES)
+@pytest.mark.parametrize("env_name", list(ENVS))
+def test_learn_runs_on_every_space(env_name: str, memory: str) -> None:
+    env = make_vec_env(ENVS[env_name], n_envs=2, seed=0)
+    kwargs: dict[str, Any] = {}
+    if env_name == "fake-image":
+        kwargs["policy_kwargs"] = dict(features_extractor_kwargs=dict(features_dim=16))
+    model = tiny_model(env, memory, policy=POLICY_FOR.get(env_name, "MlpPolicy"), **kwargs)
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.learn(96)
+    assert model.num_timesteps == 96
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.policy.parameters()))
+    assert np.isfinite(model.logger.name_to_value["train/loss"])
+    actions, _ = model.predict(env.reset(), episode_start=np.ones(2, dtype=bool))
+    assert all(env.action_space.contains(a) for a in actions)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(n_steps=20, sequence_length=8), "n_steps=20 is not a multiple of sequence_length=8"),
+        (dict(batch_size=20, sequence_length=8), "batch_size=20 is not a multiple of sequence_length=8"),
+        (dict(sequence_length=0), "sequence_length must be a positive integer"),
+    ],
+)
+def test_bad_sequence_settings_are_clear_errors(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        tiny_model("CartPole-v1", "tlb", **kwargs)
+
+
+def test_unknown_memory_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown memory 'lstn'"):
+        MemoryPPO("MlpPolicy", "CartPole-v1", policy_kwargs=dict(memory="lstn"))
