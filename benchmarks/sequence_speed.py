@@ -1,0 +1,56 @@
+"""Time one ``memory.sequence`` call (forward + backward) for every memory, interleaved in one run.
+
+    python benchmarks/sequence_speed.py            # B=16, T=128, D=128, 1 torch thread
+
+Prints the median milliseconds per call and the ratio to the lstm anchor measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from policies import make_memory
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--length", type=int, default=128)
+    parser.add_argument("--width", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--episode-start-prob", type=float, default=1 / 40, help="episode ends inside T")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    d = args.width
+    memories = {
+        "tlb (N=4, K=8)": make_memory("tlb", d, d_model=d, n_latents=4, chunk_size=8),
+        "lstm": make_memory("lstm", d, hidden_size=d),
+        "gru": make_memory("gru", d, hidden_size=d),
+        "transformer (W=16)": make_memory("transformer", d, d_model=d, window=16),
+    }
+    x = torch.randn(args.batch, args.length, d)
+    starts = torch.rand(args.batch, args.length) < args.episode_start_prob
+    times: dict[str, list[float]] = {name: [] for name in memories}
+    for _ in range(args.repeats + 2):
+        for name, memory in memories.items():  # interleaved, so machine noise hits all alike
+            state = memory.initial_state(args.batch)
+            begin = time.perf_counter()
+            y, _ = memory.sequence(x, state, starts)
+            y.square().mean().backward()
+            times[name].append(time.perf_counter() - begin)
+    anchor = statistics.median(times["lstm"][2:])
+    print(f"sequence() forward+backward, B={args.batch} T={args.length} D={d}, {args.threads} thread(s)")
+    for name, samples in times.items():
+        median = statistics.median(samples[2:])
+        print(f"  {name:20s} {median * 1e3:8.1f} ms   {median / anchor:5.2f}x lstm")
+
+
+if __name__ == "__main__":
+    main()
