@@ -112,7 +112,8 @@ class BabyAIFeaturesExtractor(BaseFeaturesExtractor):
         for block in self.film_blocks:
             x = block(x, mission)
         pooled = self.pool(x).flatten(1)
-        return self.head(torch.cat([pooled, observations["direction"].float()], dim=1))
+        direction = observations["direction"].float().flatten(1)  # [B, 4] or, from a buffer, [B, 1, 4]
+        return self.head(torch.cat([pooled, direction], dim=1))
 
 
 def default_features_extractor(observation_space: gym.Space) -> type[BaseFeaturesExtractor]:

@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from gymnasium import spaces
-from rich.console import Console
-from rich.table import Table
 from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
@@ -139,13 +137,12 @@ def build_model(args: argparse.Namespace, env: Any, memory_kwargs: dict[str, Any
     )
 
 
-def print_summary(console: Console, rows: list[tuple[str, str]]) -> None:
-    table = Table(title="runners.ppo: done", show_header=False, title_justify="left")
-    table.add_column(style="bold")
-    table.add_column()
+def print_summary(rows: list[tuple[str, str]]) -> None:
+    """Plain aligned lines: paths stay whole (copy-pasteable) whatever the terminal width."""
+    width = max(len(key) for key, _ in rows)
+    print("\nrunners.ppo summary")
     for key, value in rows:
-        table.add_row(key, value)
-    console.print(table)
+        print(f"  {key:<{width}}  {value}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,7 +204,6 @@ def main(argv: list[str] | None = None) -> int:
     eval_env.close()
     low, high = final.success_ci95
     print_summary(
-        Console(),
         [
             ("env / memory", f"{args.env} / {args.memory} {memory_kwargs or '(defaults)'}"),
             (

@@ -48,9 +48,9 @@ def test_ppo_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     [
         (["--env", "BabyAI-GoToLocl-v0"], "BabyAI-GoToLocal-v0"),
         (["--chunk-size", "0"], "chunk_size must be a positive integer"),
-        (["--memory", "lstm"], "--chunk-size does not apply to --memory lstm"),
+        (["--memory", "lstm"], "--d-model does not apply to --memory lstm"),
         (["--n-heads", "3"], "not divisible by n_heads"),
-        (["--n-steps", "30"], "not a multiple of sequence_length"),
+        (["--n-steps", "40"], "n_steps=40 is not a multiple of sequence_length=16"),
         (["--memory", "lsmt"], "invalid choice: 'lsmt'"),
         (["--total-steps", "-5"], "must be a positive integer"),
     ],
