@@ -146,3 +146,14 @@ def test_registry_rejects_unknown_names_and_arguments() -> None:
         make_memory("lstm", INPUT_DIM, chunk_size=4)
     with pytest.raises(ValueError, match="window must be a positive integer"):
         make_memory("transformer", INPUT_DIM, window=0)
+
+
+def test_tlb_reads_are_a_distribution_over_latents_and_leave_step_unchanged() -> None:
+    memory = TemporalLatentBottleneck(d_model=16, n_latents=3, chunk_size=2, n_heads=2, input_dim=INPUT_DIM)
+    x, start = torch.randn(4, INPUT_DIM), torch.ones(4, dtype=torch.bool)
+    reads: list[torch.Tensor] = []
+    y_reads, state_reads = memory.step_with_reads(x, memory.initial_state(4), start, reads)
+    y, state = memory.step(x, memory.initial_state(4), start)
+    assert torch.equal(y, y_reads) and torch.equal(state["latents"], state_reads["latents"])
+    assert reads[0].shape == (4, 3)
+    assert torch.allclose(reads[0].sum(dim=1), torch.ones(4), atol=1e-5)

@@ -34,6 +34,14 @@ class Attention(nn.Module):
         )
         return self.out(out.transpose(1, 2).reshape(batch, n_query, d_model))
 
+    def weights(self, query: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Unmasked attention probabilities averaged over heads, [B, Lq, Lk] (for inspection only)."""
+        batch, n_query, d_model = query.shape
+        head_dim = d_model // self.n_heads
+        q = self.query(query).view(batch, n_query, self.n_heads, head_dim).transpose(1, 2)
+        k = self.key_value(context)[..., :d_model].view(batch, -1, self.n_heads, head_dim).transpose(1, 2)
+        return torch.softmax(q @ k.transpose(-2, -1) / head_dim**0.5, dim=-1).mean(dim=1)
+
 
 class FeedForward(nn.Module):
     """LayerNorm then a two-layer MLP (the residual is added by the caller or by a gate)."""
@@ -79,6 +87,10 @@ class CrossAttentionBlock(nn.Module):
     def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         x = x + self.attn(self.norm_query(x), self.norm_memory(memory))
         return x + self.ffn(x)
+
+    def read_weights(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        """How much each query position reads each memory slot, averaged over heads: [B, Lq, Lm]."""
+        return self.attn.weights(self.norm_query(x), self.norm_memory(memory))
 
 
 class GRUGate(nn.Module):

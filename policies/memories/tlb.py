@@ -106,11 +106,21 @@ class TemporalLatentBottleneck(Memory):
 
     # ------------------------------------------------------------------ building blocks
 
-    def fast_stream(self, chunk_inputs: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
-        """Causal fast stream over whole chunks: [S, K, input_dim] and [S, N, D] -> [S, K, D] (pre-norm)."""
+    def fast_stream(
+        self, chunk_inputs: torch.Tensor, latents: torch.Tensor, reads: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """Causal fast stream over whole chunks: [S, K, input_dim] and [S, N, D] -> [S, K, D] (pre-norm).
+
+        With a ``reads`` list, each cross-attention block appends its [S, K, N] attention to the latents.
+        """
         h = self.input_proj(chunk_inputs) + self.position_embedding
         for block in self.fast_blocks:
-            h = block(h, latents) if isinstance(block, CrossAttentionBlock) else block(h)
+            if isinstance(block, CrossAttentionBlock):
+                if reads is not None:
+                    reads.append(block.read_weights(h, latents))
+                h = block(h, latents)
+            else:
+                h = block(h)
         return h
 
     def slow_update(self, latents: torch.Tensor, fast_out: torch.Tensor) -> torch.Tensor:
@@ -132,6 +142,17 @@ class TemporalLatentBottleneck(Memory):
     def step(
         self, x: torch.Tensor, state: MemoryState, episode_start: torch.Tensor
     ) -> tuple[torch.Tensor, MemoryState]:
+        return self.step_with_reads(x, state, episode_start, reads=None)
+
+    def step_with_reads(
+        self,
+        x: torch.Tensor,
+        state: MemoryState,
+        episode_start: torch.Tensor,
+        reads: list[torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, MemoryState]:
+        """``step``; with a ``reads`` list, also appends how much this step's token reads each slow latent
+        ([B, N], averaged over heads and cross-attention blocks): what the attention plots show."""
         batch = x.shape[0]
         state = reset_where(state, episode_start, self.initial_state(batch))
         latents, position = state["latents"], state["position"]
@@ -139,13 +160,17 @@ class TemporalLatentBottleneck(Memory):
         chunk_inputs = torch.where(slot, x.unsqueeze(1), state["chunk_inputs"])
 
         # Positions after `position` hold zeros; the causal mask keeps them from affecting this step.
-        fast_out = self.fast_stream(chunk_inputs, latents)
-        y = self.output_norm(fast_out[torch.arange(batch, device=x.device), position])
+        block_reads: list[torch.Tensor] | None = [] if reads is not None else None
+        fast_out = self.fast_stream(chunk_inputs, latents, block_reads)
+        rows = torch.arange(batch, device=x.device)
+        y = self.output_norm(fast_out[rows, position])
+        if reads is not None and block_reads:
+            reads.append(torch.stack(block_reads).mean(dim=0)[rows, position])
 
         complete = position == self.chunk_size - 1
         if bool(complete.any()):
-            rows = complete.nonzero().squeeze(1)
-            latents = latents.index_copy(0, rows, self.slow_update(latents[rows], fast_out[rows]))
+            done = complete.nonzero().squeeze(1)
+            latents = latents.index_copy(0, done, self.slow_update(latents[done], fast_out[done]))
             chunk_inputs = torch.where(complete.view(-1, 1, 1), torch.zeros_like(chunk_inputs), chunk_inputs)
         new_state = {
             "latents": latents,
