@@ -1,0 +1,27 @@
+"""MiniGrid/BabyAI envs for Stable-Baselines3: a fixed mission vocabulary, wrappers that give numeric
+observations and ``is_success``, and env factories."""
+
+from envs.make import is_minigrid_env_id, make_env, make_vec_env
+from envs.vocabulary import (
+    MAX_MISSION_TOKENS,
+    MISSION_VOCABULARY,
+    PAD_ID,
+    VOCAB_SIZE,
+    detokenize,
+    tokenize_mission,
+)
+from envs.wrappers import MissionTokenObsWrapper, SuccessInfoWrapper
+
+__all__ = [
+    "MAX_MISSION_TOKENS",
+    "MISSION_VOCABULARY",
+    "PAD_ID",
+    "VOCAB_SIZE",
+    "MissionTokenObsWrapper",
+    "SuccessInfoWrapper",
+    "detokenize",
+    "is_minigrid_env_id",
+    "make_env",
+    "make_vec_env",
+    "tokenize_mission",
+]

@@ -1,0 +1,111 @@
+"""Env factories: one env (``make_env``) and a monitored ``VecEnv`` (``make_vec_env``) for any gymnasium id,
+with MiniGrid/BabyAI envs wrapped to give numeric observations and ``is_success``."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import importlib
+from typing import Any
+
+import gymnasium as gym
+import minigrid  # noqa: F401  (registers the MiniGrid-* and BabyAI-* ids)
+from gymnasium.envs.registration import EnvSpec, load_env_creator
+from minigrid.minigrid_env import MiniGridEnv
+from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
+from stable_baselines3.common.vec_env import VecEnv
+
+from envs.wrappers import MissionTokenObsWrapper, SuccessInfoWrapper
+
+
+def resolve_env_spec(env_id: str) -> EnvSpec:
+    """The registered spec of ``env_id``, importing its module first for a ``"module:EnvName-v0"`` id.
+
+    :raises ValueError: for an id that is not registered, naming up to three close matches
+    """
+    name = env_id
+    if ":" in env_id:
+        module, name = env_id.split(":", 1)
+        importlib.import_module(module)
+    spec = gym.registry.get(name)
+    if spec is None:
+        matches = difflib.get_close_matches(name, list(gym.registry), n=3)
+        hint = f"did you mean {' or '.join(matches)}?" if matches else "no registered id is close to it;"
+        raise ValueError(f"unknown env id {env_id!r}; {hint} (see gymnasium.registry for all ids)")
+    return spec
+
+
+def is_minigrid_env_id(env_id: str) -> bool:
+    """True when ``env_id`` makes a MiniGrid/BabyAI env (a ``MiniGridEnv``), which ``make_env`` wraps.
+
+    The registered entry point is checked without building the env when it is a class; an entry point that
+    is a factory function has to be called to find out.
+
+    :raises ValueError: for an id that is not registered
+    """
+    spec = resolve_env_spec(env_id)
+    creator = spec.entry_point if callable(spec.entry_point) else load_env_creator(str(spec.entry_point))
+    if isinstance(creator, type):
+        return issubclass(creator, MiniGridEnv)
+    env = gym.make(spec)
+    try:
+        return isinstance(env.unwrapped, MiniGridEnv)
+    finally:
+        env.close()
+
+
+def make_env(env_id: str, seed: int | None = None, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
+    """Make one env. A MiniGrid/BabyAI env gets ``SuccessInfoWrapper`` and ``MissionTokenObsWrapper``
+    (token ids instead of the mission string, quiet resets); any other gymnasium env is returned as
+    ``gymnasium.make`` builds it.
+
+    :param env_id: a registered gymnasium id, e.g. "BabyAI-GoToLocal-v0", "MiniGrid-DoorKey-5x5-v0"
+    :param seed: when given, the env is reset with it and its action space seeded with it
+    :param render_mode: passed to ``gymnasium.make``
+    :param kwargs: more keyword arguments for ``gymnasium.make`` (and the env's constructor)
+    :raises ValueError: for an id that is not registered, naming close matches
+    """
+    spec = resolve_env_spec(env_id)
+    env = gym.make(spec, render_mode=render_mode, **kwargs)
+    if isinstance(env.unwrapped, MiniGridEnv):
+        env = MissionTokenObsWrapper(SuccessInfoWrapper(env))
+    if seed is not None:
+        env.reset(seed=seed)
+        env.action_space.seed(seed)
+    return env
+
+
+def make_vec_env(
+    env_id: str,
+    n_envs: int = 1,
+    seed: int | None = None,
+    vec_env_cls: type[VecEnv] | None = None,
+    env_kwargs: dict[str, Any] | None = None,
+    monitor_dir: str | None = None,
+) -> VecEnv:
+    """Make ``n_envs`` envs with ``make_env``, each in a ``Monitor``, in one ``VecEnv``.
+
+    Built on Stable-Baselines3's ``make_vec_env``: env ``rank`` gets seed ``seed + rank`` at the first reset.
+    For MiniGrid/BabyAI envs the ``Monitor`` also records ``is_success`` with each episode, in
+    ``info["episode"]["is_success"]`` and in the monitor files.
+
+    :param env_id: a registered gymnasium id
+    :param n_envs: number of envs, at least 1
+    :param seed: seed of the first env; None for random seeds
+    :param vec_env_cls: ``DummyVecEnv`` (default) or ``SubprocVecEnv``
+    :param env_kwargs: keyword arguments for ``make_env`` (``render_mode`` and the env's constructor)
+    :param monitor_dir: folder for the monitor csv files; None to write none
+    :raises ValueError: for ``n_envs < 1`` or an unknown id, before any env or process is started
+    """
+    if n_envs < 1:
+        raise ValueError(f"n_envs must be at least 1, got {n_envs}: pass n_envs=1 or more")
+    monitor_kwargs = {"info_keywords": ("is_success",)} if is_minigrid_env_id(env_id) else None
+    return sb3_make_vec_env(
+        functools.partial(make_env, env_id),
+        n_envs=n_envs,
+        seed=seed,
+        monitor_dir=monitor_dir,
+        env_kwargs=env_kwargs,
+        vec_env_cls=vec_env_cls,
+        monitor_kwargs=monitor_kwargs,
+    )
