@@ -19,6 +19,7 @@ import torch
 from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.torch_layers import CombinedExtractor
 
 from agents import MemoryPPO
 from envs import make_vec_env
@@ -29,7 +30,13 @@ def builders(args: argparse.Namespace) -> dict[str, Callable[[], BaseAlgorithm]]
     common: dict[str, Any] = dict(
         n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs, seed=0, device="cpu"
     )
-    encoder = dict(features_extractor_class=BabyAIFeaturesExtractor)
+    # "babyai": all three use our BabyAI encoder; "flat": all three use SB3's CombinedExtractor (flattened
+    # cell codes, direction and mission ids), where the memory's own cost is most of the work.
+    encoder = (
+        dict(features_extractor_class=BabyAIFeaturesExtractor)
+        if args.encoder == "babyai"
+        else dict(features_extractor_class=CombinedExtractor)
+    )
 
     def env() -> Any:
         return make_vec_env(args.env, n_envs=args.n_envs, seed=0)
@@ -68,6 +75,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds (after one warm-up round)")
     parser.add_argument("--rollouts-per-round", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--encoder", choices=["babyai", "flat"], default="babyai", help="shared by all three")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -84,7 +92,7 @@ def main() -> None:
 
     print(
         f"{args.env}: n_envs={args.n_envs} n_steps={args.n_steps} batch={args.batch_size} "
-        f"epochs={args.n_epochs} width={args.width}, {args.threads} torch thread(s), "
+        f"epochs={args.n_epochs} width={args.width} encoder={args.encoder}, {args.threads} torch thread(s), "
         f"{args.rounds} x {frames_per_round} frames each"
     )
     for name, value in fps.items():
