@@ -68,6 +68,14 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         self.memory_kwargs = dict(memory_kwargs or {})
         if features_extractor_class is None:
             features_extractor_class = default_features_extractor(observation_space)
+        if kwargs.get("optimizer_class", torch.optim.Adam) is torch.optim.Adam:
+            # SB3's Adam settings, plus one multi-tensor update for the memory's many small parameters
+            # (on a CPU torch otherwise updates them one by one).
+            kwargs["optimizer_kwargs"] = {
+                "eps": 1e-5,
+                "foreach": True,
+                **(kwargs.get("optimizer_kwargs") or {}),
+            }
         super().__init__(
             observation_space,
             action_space,

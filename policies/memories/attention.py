@@ -73,6 +73,14 @@ class SelfAttentionBlock(nn.Module):
         x = x + self.attn(h, h, attn_mask=attn_mask, is_causal=attn_mask is None)
         return x + self.ffn(x)
 
+    def forward_queries(
+        self, queries: torch.Tensor, context: torch.Tensor, attn_mask: torch.Tensor
+    ) -> torch.Tensor:
+        """The block's output for a few positions only (``queries`` [B, Q, D], which are also rows of
+        ``context`` [B, L, D]): what a rollout step needs, at a fraction of the cost of all L positions."""
+        x = queries + self.attn(self.norm(queries), self.norm(context), attn_mask=attn_mask)
+        return x + self.ffn(x)
+
 
 class CrossAttentionBlock(nn.Module):
     """``x + CrossAttn(q=LN(x), kv=LN(memory))`` then ``x + FFN(LN(x))``."""

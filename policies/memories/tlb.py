@@ -94,6 +94,8 @@ class TemporalLatentBottleneck(Memory):
             if (layer + 1) % cross_every == 0:
                 blocks.append(CrossAttentionBlock(d_model, n_heads, ffn_mult))
         self.fast_blocks = nn.ModuleList(blocks)
+        # With one self-attention block a rollout step needs the fast stream at one position only.
+        self.single_self_block = n_layers == 1
         self.output_norm = nn.LayerNorm(d_model)
 
         # Slow update G.
@@ -144,6 +146,27 @@ class TemporalLatentBottleneck(Memory):
     ) -> tuple[torch.Tensor, MemoryState]:
         return self.step_with_reads(x, state, episode_start, reads=None)
 
+    def _fast_stream_at(
+        self,
+        chunk_inputs: torch.Tensor,
+        latents: torch.Tensor,
+        position: torch.Tensor,
+        reads: list[torch.Tensor],
+    ) -> torch.Tensor:
+        """The fast stream's output [B, D] at ``position`` only, when it has a single self-attention block
+        (the first): that block needs keys and values of the earlier positions, which depend only on the
+        inputs, while everything after it runs on one token per row instead of K."""
+        rows = torch.arange(chunk_inputs.shape[0], device=chunk_inputs.device)
+        h_all = self.input_proj(chunk_inputs) + self.position_embedding
+        visible = torch.arange(self.chunk_size, device=position.device) <= position.unsqueeze(1)  # [B, K]
+        first, *rest = self.fast_blocks
+        h = first.forward_queries(h_all[rows, position].unsqueeze(1), h_all, visible[:, None, None, :])
+        for block in rest:  # cross-attention blocks only
+            if reads is not None:
+                reads.append(block.read_weights(h, latents)[:, 0])
+            h = block(h, latents)
+        return h[:, 0]
+
     def step_with_reads(
         self,
         x: torch.Tensor,
@@ -160,17 +183,27 @@ class TemporalLatentBottleneck(Memory):
         chunk_inputs = torch.where(slot, x.unsqueeze(1), state["chunk_inputs"])
 
         # Positions after `position` hold zeros; the causal mask keeps them from affecting this step.
-        block_reads: list[torch.Tensor] | None = [] if reads is not None else None
-        fast_out = self.fast_stream(chunk_inputs, latents, block_reads)
         rows = torch.arange(batch, device=x.device)
-        y = self.output_norm(fast_out[rows, position])
+        block_reads: list[torch.Tensor] | None = [] if reads is not None else None
+        if self.single_self_block:
+            out = self._fast_stream_at(chunk_inputs, latents, position, block_reads)
+            fast_out = None
+        else:
+            fast_out = self.fast_stream(chunk_inputs, latents, block_reads)
+            out = fast_out[rows, position]
+        y = self.output_norm(out)
         if reads is not None and block_reads:
-            reads.append(torch.stack(block_reads).mean(dim=0)[rows, position])
+            per_block = [r if r.dim() == 2 else r[rows, position] for r in block_reads]
+            reads.append(torch.stack(per_block).mean(dim=0))
 
         complete = position == self.chunk_size - 1
         if bool(complete.any()):
             done = complete.nonzero().squeeze(1)
-            latents = latents.index_copy(0, done, self.slow_update(latents[done], fast_out[done]))
+            # The slow update reads the whole chunk: once per K steps, the full fast stream.
+            chunk_out = (
+                self.fast_stream(chunk_inputs[done], latents[done]) if fast_out is None else fast_out[done]
+            )
+            latents = latents.index_copy(0, done, self.slow_update(latents[done], chunk_out))
             chunk_inputs = torch.where(complete.view(-1, 1, 1), torch.zeros_like(chunk_inputs), chunk_inputs)
         new_state = {
             "latents": latents,
