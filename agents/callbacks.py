@@ -25,12 +25,11 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from agents.evaluation import EvaluationResult, evaluate_model
+from agents.ppo import TrainingDiverged
+
+__all__ = ["TrainingDiverged"]  # re-exported: runners catch it with the other callback names
 
 CHECKPOINT_PATTERN = re.compile(r"model_(\d+)_steps\.zip$")
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss or a parameter became NaN or infinite."""
 
 
 # ---------------------------------------------------------------------- evaluation
@@ -222,10 +221,7 @@ class NonFiniteGuard(BaseCallback):
         bad_params = [name for name, p in self.model.policy.named_parameters() if not torch.isfinite(p).all()]
         if bad_loss or bad_params:
             what = f"the loss is {loss}" if bad_loss else f"parameter {bad_params[0]} is not finite"
-            raise TrainingDiverged(
-                f"training diverged at step {self.num_timesteps}: {what}; likely cause: a learning rate or "
-                "reward scale too large (lower --lr, check the rewards)"
-            )
+            raise TrainingDiverged(self.num_timesteps, what)
 
     def _on_step(self) -> bool:
         return True

@@ -31,6 +31,16 @@ from policies.policy import (
 )
 
 
+class TrainingDiverged(RuntimeError):
+    """A loss, an output or a parameter became NaN or infinite."""
+
+    def __init__(self, step: int, what: str) -> None:
+        super().__init__(
+            f"training diverged at step {step}: {what}; likely cause: a learning rate or reward scale too "
+            "large (lower --lr, check the rewards)"
+        )
+
+
 def select_rows(state: MemoryState, index: int) -> MemoryState:
     return {key: value[index : index + 1] for key, value in state.items()}
 
@@ -97,6 +107,15 @@ class MemoryPPO(PPO):
         if self._last_memory_state is None or np.all(self._last_episode_starts):
             self._last_memory_state = self.policy.initial_state(self.n_envs)
         return result
+
+    def train(self) -> None:
+        """SB3's PPO update; NaN outputs (which torch.distributions refuses) become ``TrainingDiverged``."""
+        try:
+            super().train()
+        except ValueError as error:
+            if "invalid values" not in str(error):
+                raise
+            raise TrainingDiverged(self.num_timesteps, "the policy's outputs are NaN or infinite") from None
 
     def collect_rollouts(
         self,

@@ -25,3 +25,18 @@ __all__ = [
     "make_vec_env",
     "tokenize_mission",
 ]
+
+# The custom levels register their gymnasium ids on import, so ``make_env`` can make them in any process.
+from envs.levels import HELD_OUT_PAIRS, HELD_OUT_PAIRS_TEST_ID, HELD_OUT_PAIRS_TRAIN_ID  # noqa: E402
+from envs.suites import SeedCycleWrapper, Suite, SuiteSide, get_suite, list_suites  # noqa: E402
+
+__all__ += [
+    "HELD_OUT_PAIRS",
+    "HELD_OUT_PAIRS_TEST_ID",
+    "HELD_OUT_PAIRS_TRAIN_ID",
+    "SeedCycleWrapper",
+    "Suite",
+    "SuiteSide",
+    "get_suite",
+    "list_suites",
+]

@@ -8,19 +8,29 @@ ends with a one-screen summary.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from gymnasium import spaces
-from stable_baselines3.common.callbacks import CheckpointCallback, EvalCallback
-from stable_baselines3.common.logger import configure
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from agents import MemoryPPO
-from agents.evaluation import evaluate_model
+from agents.callbacks import (
+    CheckpointCallback,
+    InterruptHandler,
+    NonFiniteGuard,
+    SuiteEvalCallback,
+    TrainingDiverged,
+    atomic_save,
+    list_checkpoints,
+    restore_resume_state,
+)
 from envs import make_vec_env
+from envs.suites import get_suite
 from runners.cli import (
     UsageError,
     add_memory_arguments,
@@ -55,6 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = make_parser("python -m runners.ppo", "Train a memory policy (tlb by default) with PPO.")
     parser.add_argument(
         "--env", default="BabyAI-GoToLocal-v0", help="any MiniGrid-*, BabyAI-* or gymnasium id"
+    )
+    parser.add_argument(
+        "--suite", default=None, help="train on a suite's training side, evaluate on its held-out sides"
+    )
+    parser.add_argument(
+        "--resume", default=None, metavar="RUN_DIR", help="continue a run from its newest checkpoint"
+    )
+    parser.add_argument(
+        "--init-from", default=None, metavar="MODEL", help="start from a trained model's weights"
     )
     parser.add_argument(
         "--total-steps", type=positive_int, default=500_000, help="environment frames to train"
@@ -145,8 +164,60 @@ def print_summary(rows: list[tuple[str, str]]) -> None:
         print(f"  {key:<{width}}  {value}")
 
 
+def training_envs(args: argparse.Namespace) -> tuple[VecEnv, dict[str, VecEnv], dict[str, str]]:
+    """The training env and the named evaluation envs (with their seed ranges, for the summary)."""
+    vec_env_cls = SubprocVecEnv if args.subproc else DummyVecEnv
+    n_eval = min(args.n_envs, 8)
+    if args.suite is None:
+        env = make_vec_env(args.env, n_envs=args.n_envs, seed=args.seed, vec_env_cls=vec_env_cls)
+        eval_seed = EVAL_SEED_OFFSET + args.seed
+        eval_env = make_vec_env(args.env, n_envs=n_eval, seed=eval_seed)
+        return env, {"heldout": eval_env}, {"heldout": f"{args.env}, seeds from {eval_seed}"}
+    suite = get_suite(args.suite, args.env)
+    env = suite.train.make_vec_env(args.n_envs, seed=args.seed, vec_env_cls=vec_env_cls)
+    eval_envs = {"train": suite.train.make_vec_env(n_eval, seed=args.seed)}
+    seeds = {"train": f"{suite.train.env_id}, seeds {suite.train.describe_seeds()}"}
+    for side in suite.heldout:
+        eval_envs[f"heldout/{side.name}"] = side.make_vec_env(n_eval, seed=args.seed)
+        seeds[f"heldout/{side.name}"] = f"{side.env_id}, seeds {side.describe_seeds()}"
+    return env, eval_envs, seeds
+
+
+def resume_arguments(argv: list[str] | None, resume_dir: Path) -> argparse.Namespace:
+    """The run's own resolved config, so a resumed run continues with exactly the same settings."""
+    config_path = resume_dir / "config.json"
+    if not config_path.is_file():
+        raise UsageError(
+            f"--resume {resume_dir}: no config.json there; pass the directory of a runners.ppo run"
+        )
+    try:
+        config = json.loads(config_path.read_text())
+        args = build_parser().parse_args(config["argv"])
+    except (json.JSONDecodeError, KeyError) as error:
+        raise UsageError(f"--resume {resume_dir}: config.json is unreadable ({error})") from None
+    args.logdir, args.overwrite, args.resume, args.init_from = str(resume_dir), True, str(resume_dir), None
+    return args
+
+
+def load_newest_checkpoint(directory: Path, env: VecEnv, device: str) -> tuple[MemoryPPO, Path]:
+    """The newest checkpoint that loads; broken ones (a truncated write, a corrupted file) are skipped."""
+    problems = []
+    for _, path in list_checkpoints(directory):
+        try:
+            # force_reset=False keeps the saved last observations, which match the restored envs.
+            return MemoryPPO.load(path, env=env, device=device, force_reset=False), path
+        except Exception as error:  # noqa: BLE001 - any failure to load means "try the previous one"
+            problems.append(f"{path.name}: {type(error).__name__}")
+            print(f"warning: skipping unreadable checkpoint {path} ({type(error).__name__})", file=sys.stderr)
+    raise UsageError(f"no loadable checkpoint in {directory} ({'; '.join(problems) or 'none found'})")
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    resume_dir = Path(args.resume) if args.resume else None
+    if resume_dir is not None:
+        args = resume_arguments(argv, resume_dir)
     threads = set_threads(args.threads)
     memory_kwargs = memory_kwargs_from_args(args)
     if args.n_steps * args.n_envs < args.batch_size:
@@ -156,73 +227,107 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     # Build everything that can fail on bad input before anything is written to disk.
-    vec_env_cls = SubprocVecEnv if args.subproc else DummyVecEnv
-    env = make_vec_env(args.env, n_envs=args.n_envs, seed=args.seed, vec_env_cls=vec_env_cls)
-    eval_env = make_vec_env(args.env, n_envs=min(args.n_envs, 8), seed=EVAL_SEED_OFFSET + args.seed)
-    model = build_model(args, env, memory_kwargs)
+    env, eval_envs, eval_seeds = training_envs(args)
+    if resume_dir is not None:
+        model, checkpoint = load_newest_checkpoint(resume_dir / "checkpoints", env, args.device)
+        if not restore_resume_state(model, getattr(model, "resume_state", None)):
+            model._last_obs = None  # the saved observations belong to envs we could not restore: reset
+        run_dir = resume_dir
+        print(f"resuming {run_dir} from {checkpoint.name} at step {model.num_timesteps:,}")
+    else:
+        model = build_model(args, env, memory_kwargs)
+        if args.init_from:
+            from agents.bc import init_from  # written with the BC trainer (issue 5)
 
-    run_dir = (
-        default_run_dir("runs", args.env, args.memory, args.seed)
-        if args.logdir is None
-        else Path(args.logdir)
-    )
-    run_dir = prepare_run_dir(run_dir, args.overwrite)
-    config = {
-        **vars(args),
-        "logdir": str(run_dir),
-        "memory_kwargs": memory_kwargs,
-        "threads": threads,
-        "eval_seed": EVAL_SEED_OFFSET + args.seed,
-        "policy_class": type(model.policy).__name__,
-        "command": " ".join(["python -m runners.ppo", *(sys.argv[1:] if argv is None else argv)]),
-    }
-    write_json(run_dir / "config.json", config)
-    model.set_logger(configure(str(run_dir), ["csv", "tensorboard"]))
+            init_from(model, args.init_from)
+        run_dir = (
+            Path(args.logdir) if args.logdir else default_run_dir("runs", args.env, args.memory, args.seed)
+        )
+        run_dir = prepare_run_dir(run_dir, args.overwrite)
+        config = {
+            **vars(args),
+            "argv": argv,
+            "logdir": str(run_dir),
+            "memory_kwargs": memory_kwargs,
+            "threads": threads,
+            "eval_envs": eval_seeds,
+            "policy_class": type(model.policy).__name__,
+            "command": " ".join(["python -m runners.ppo", *argv]),
+        }
+        write_json(run_dir / "config.json", config)
+    start_step = model.num_timesteps
+    model.set_logger(make_logger(run_dir, start_step))
 
     per_env = lambda frames: max(frames // args.n_envs, 1)  # noqa: E731 - callbacks count calls, not frames
-    eval_callback = EvalCallback(
-        eval_env,
-        n_eval_episodes=args.eval_episodes,
-        eval_freq=per_env(args.eval_freq),
-        log_path=str(run_dir / "eval"),
-        best_model_save_path=str(run_dir / "best"),
-        deterministic=not args.stochastic_eval,
-        verbose=0,
+    evaluation = SuiteEvalCallback(
+        eval_envs, per_env(args.eval_freq), args.eval_episodes, not args.stochastic_eval, run_dir / "eval"
     )
-    checkpoints = CheckpointCallback(
-        per_env(args.checkpoint_freq), str(run_dir / "checkpoints"), name_prefix="model"
-    )
+    checkpoints = CheckpointCallback(args.checkpoint_freq, run_dir / "checkpoints")
+    remaining = args.total_steps - model.num_timesteps
     start = time.time()
-    model.learn(args.total_steps, callback=[eval_callback, checkpoints], progress_bar=not args.no_progress)
+    with InterruptHandler(checkpoints) as interrupt:
+        if remaining > 0:
+            try:
+                model.learn(
+                    remaining,
+                    callback=[NonFiniteGuard(), checkpoints, evaluation],
+                    progress_bar=not args.no_progress,
+                    reset_num_timesteps=False,
+                )
+            except TrainingDiverged as error:
+                last = list_checkpoints(run_dir / "checkpoints")
+                print(
+                    f"error: {error}; last good checkpoint: {last[0][1] if last else 'none'}", file=sys.stderr
+                )
+                return 1
     elapsed = time.time() - start
+    if interrupt.received is not None:
+        print(
+            f"stopped at step {model.num_timesteps:,}: checkpoint {checkpoints.last_path}; "
+            f"continue with: python -m runners.ppo --resume {run_dir}"
+        )
+        return 128 + interrupt.received
+    if remaining > 0:
+        checkpoints.save()
     model_path = run_dir / "model.zip"
-    model.save(model_path)
+    atomic_save(model, model_path)
 
-    final = evaluate_model(model, eval_env, args.eval_episodes, deterministic=not args.stochastic_eval)
-    write_json(run_dir / "final_eval.json", final.as_dict())
+    final = evaluation.evaluate()
+    write_json(run_dir / "final_eval.json", {name: result.as_dict() for name, result in final.items()})
     env.close()
-    eval_env.close()
-    low, high = final.success_ci95
-    print_summary(
-        [
-            ("env / memory", f"{args.env} / {args.memory} {memory_kwargs or '(defaults)'}"),
+    for eval_env in eval_envs.values():
+        eval_env.close()
+    frames = model.num_timesteps - start_step
+    fps = frames / max(elapsed, 1e-9)
+    rows = [
+        ("env / memory", f"{args.suite or args.env} / {args.memory} {memory_kwargs or '(defaults)'}"),
+        ("frames", f"{model.num_timesteps:,} ({frames:,} in {elapsed:.0f} s, {fps:,.0f} frames/s)"),
+    ]
+    for name, result in final.items():
+        low, high = result.success_ci95
+        rows.append(
             (
-                "frames",
-                f"{model.num_timesteps:,} in {elapsed:.0f} s ({model.num_timesteps / elapsed:,.0f} frames/s)",
-            ),
-            (
-                "final success",
-                f"{final.success_rate:.3f} [95% CI {low:.3f}-{high:.3f}] over {final.episodes} episodes "
-                f"(held-out seeds from {EVAL_SEED_OFFSET + args.seed})",
-            ),
-            ("mean return / length", f"{final.mean_return:.3f} / {final.mean_length:.1f}"),
-            ("model", str(model_path)),
-            ("config", str(run_dir / "config.json")),
-            ("checkpoints", str(run_dir / "checkpoints")),
-            ("tensorboard", f"tensorboard --logdir {run_dir}"),
-        ],
-    )
+                f"success {name}",
+                f"{result.success_rate:.3f} [95% CI {low:.3f}-{high:.3f}] over {result.episodes} episodes, "
+                f"return {result.mean_return:.3f}, length {result.mean_length:.1f} ({eval_seeds[name]})",
+            )
+        )
+    rows += [
+        ("model", str(model_path)),
+        ("config", str(run_dir / "config.json")),
+        ("checkpoints", str(run_dir / "checkpoints")),
+        ("tensorboard", f"tensorboard --logdir {run_dir}"),
+    ]
+    print_summary(rows)
     return 0
+
+
+def make_logger(run_dir: Path, start_step: int) -> Logger:
+    """TensorBoard and CSV; a resumed run writes a new CSV file instead of truncating the first one."""
+    csv_name = "progress.csv" if start_step == 0 else f"progress-from-{start_step}.csv"
+    return Logger(
+        str(run_dir), [CSVOutputFormat(str(run_dir / csv_name)), TensorBoardOutputFormat(str(run_dir))]
+    )
 
 
 if __name__ == "__main__":

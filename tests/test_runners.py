@@ -30,7 +30,7 @@ def test_ppo_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     run_dir = tmp_path / "run"
     assert run_main(ppo.main, [*TINY, "--logdir", str(run_dir)]) == 0
     out = capsys.readouterr().out
-    assert "final success" in out and "frames/s" in out and str(run_dir / "model.zip") in out
+    assert "success heldout" in out and "frames/s" in out and str(run_dir / "model.zip") in out
     assert "Sampling rejected" not in out
     config = json.loads((run_dir / "config.json").read_text())
     assert config["memory"] == "tlb" and config["memory_kwargs"]["chunk_size"] == 4
@@ -38,9 +38,25 @@ def test_ppo_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert list((run_dir / "checkpoints").glob("model_*_steps.zip"))
     assert list(run_dir.glob("events.out.tfevents.*"))
     assert "rollout/ep_rew_mean" in (run_dir / "progress.csv").read_text().splitlines()[0]
-    assert (run_dir / "eval" / "evaluations.npz").exists()
-    final = json.loads((run_dir / "final_eval.json").read_text())
+    header = (run_dir / "progress.csv").read_text().splitlines()[0]
+    assert "eval/heldout/success_rate" in header
+    assert (run_dir / "eval" / "evaluations.jsonl").exists()
+    final = json.loads((run_dir / "final_eval.json").read_text())["heldout"]
     assert final["episodes"] == 2 and 0.0 <= final["success_rate"] <= 1.0
+
+
+def test_ppo_cli_on_a_suite_logs_every_side(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "run"
+    assert run_main(ppo.main, [*TINY, "--suite", "memory-length", "--logdir", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    sides = ["train", "heldout/MemoryS9", "heldout/MemoryS11", "heldout/MemoryS13"]
+    for side in sides:
+        assert f"success {side} " in out
+    header = (run_dir / "progress.csv").read_text().splitlines()[0]
+    assert all(f"eval/{side}/success_rate" in header for side in sides)
+    assert json.loads((run_dir / "config.json").read_text())["eval_envs"]["train"].startswith(
+        "MiniGrid-MemoryS7"
+    )
 
 
 @pytest.mark.parametrize(

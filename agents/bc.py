@@ -1,0 +1,457 @@
+"""Behavioural cloning (BC): train a ``MemoryPPO`` model's policy to imitate demonstrations, and load a
+trained policy into another model (``init_from``) to fine-tune it with PPO.
+
+The sequence scheme is exact: a minibatch is ``batch_episodes`` *whole* episodes, each row starting at its
+episode's first step, from the memory's initial state, with ``episode_starts`` true at step 0 only; so every
+action is predicted from exactly the context the policy has when it acts in the env (the episode so far).
+Rows are padded at the tail to the longest episode of the minibatch (with that episode's last observation),
+and a mask keeps the padding out of the loss. Every memory is causal, so padding after an episode's end
+cannot change its outputs. Episodes are bucketed by length (shuffled, then sorted inside pools of 16
+minibatches, and the minibatches shuffled again) to keep padding small.
+
+The forward pass is the one PPO trains with: ``policy.memory_inputs`` on all observations of the minibatch
+at once, ``policy.memory.sequence`` on all rows at once (one call per chunk for tlb), then the MLP and the
+actor head (cross-entropy on the demonstrated actions) and, optionally, the value head (mean squared error
+to the discounted return of the demonstration, which gives PPO fine-tuning a sensible critic to start from).
+
+With ``sequence_length=L`` the padded minibatch runs as consecutive windows of L steps, carrying the memory
+state from each window into the next: the forward pass stays exact, but gradients stop at window boundaries
+(truncated backpropagation through time) and each window's graph is freed after its backward pass, which
+bounds memory use for long episodes.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.vec_env import VecEnv
+from tqdm import tqdm
+
+from agents.demos import Demos, describe_space
+from agents.evaluation import EvaluationResult, evaluate_model
+from agents.loading import load_model
+from agents.ppo import MemoryPPO
+from policies.memories import MemoryState
+from policies.memories.registry import memory_class
+
+# Minibatches are formed from pools of this many minibatches' worth of episodes sorted by length.
+BUCKET_POOL = 16
+
+
+@dataclass
+class BCConfig:
+    """Hyperparameters of behavioural cloning.
+
+    :param epochs: passes over the training episodes
+    :param batch_episodes: whole episodes per minibatch
+    :param sequence_length: None to backpropagate through whole episodes; L for windows of L steps
+    :param lr: Adam learning rate
+    :param max_grad_norm: gradient clipping
+    :param vf_coef: weight of the value loss (0 leaves the value head untrained)
+    :param gamma: discount of the value targets (None: the model's ``gamma``)
+    :param val_fraction: fraction of the episodes held out for validation
+    :param eval_freq: epochs between evaluations in the env (0: only at the end)
+    :param eval_episodes: episodes per evaluation and env
+    :param total_minutes: stop after this much wall-clock time (None: run every epoch)
+    :param seed: seed of the validation split and the minibatch order
+    :param deterministic_eval: greedy actions when evaluating in the env
+    """
+
+    epochs: int = 20
+    batch_episodes: int = 64
+    sequence_length: int | None = None
+    lr: float = 1e-3
+    max_grad_norm: float = 0.5
+    vf_coef: float = 0.5
+    gamma: float | None = None
+    val_fraction: float = 0.1
+    eval_freq: int = 5
+    eval_episodes: int = 50
+    total_minutes: float | None = None
+    seed: int = 0
+    deterministic_eval: bool = True
+
+    def check(self) -> None:
+        """Raise a one-line ``ValueError`` for a setting that cannot work."""
+        for name in ("epochs", "batch_episodes", "eval_episodes"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.sequence_length is not None and self.sequence_length <= 0:
+            raise ValueError(f"sequence_length must be a positive integer, got {self.sequence_length}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.lr <= 0 or self.max_grad_norm <= 0 or self.vf_coef < 0 or self.eval_freq < 0:
+            raise ValueError("lr and max_grad_norm must be positive, vf_coef and eval_freq non-negative")
+        if self.total_minutes is not None and self.total_minutes <= 0:
+            raise ValueError(f"total_minutes must be positive, got {self.total_minutes}")
+
+
+def discounted_returns(demos: Demos, gamma: float) -> np.ndarray:
+    """[n_steps] the discounted return from each step to the end of its episode."""
+    returns = np.zeros(demos.n_steps, dtype=np.float32)
+    for offset, length in zip(demos.episode_offsets, demos.episode_lengths):
+        running = 0.0
+        for t in range(offset + length - 1, offset - 1, -1):
+            running = float(demos.rewards[t]) + gamma * running
+            returns[t] = running
+    return returns
+
+
+@dataclass
+class EpisodeBatch:
+    """A minibatch of whole episodes, padded at the tail: tensors [E, T, ...] and the validity mask."""
+
+    observations: dict[str, torch.Tensor]
+    actions: torch.Tensor
+    returns: torch.Tensor
+    mask: torch.Tensor
+
+    @property
+    def n_valid(self) -> int:
+        return int(self.mask.sum())
+
+
+class EpisodeData:
+    """The demos as tensors, gathered into padded minibatches of whole episodes on demand."""
+
+    def __init__(self, demos: Demos, gamma: float, device: torch.device) -> None:
+        self.device = device
+        self.observations = {key: torch.as_tensor(value) for key, value in demos.observations.items()}
+        self.actions = torch.as_tensor(demos.actions, dtype=torch.long)
+        self.returns = torch.as_tensor(discounted_returns(demos, gamma))
+        self.offsets = torch.as_tensor(demos.episode_offsets)
+        self.lengths = torch.as_tensor(demos.episode_lengths)
+
+    def batch(self, episodes: np.ndarray) -> EpisodeBatch:
+        ids = torch.as_tensor(episodes, dtype=torch.long)
+        lengths = self.lengths[ids]
+        t = torch.arange(int(lengths.max()))
+        mask = t.unsqueeze(0) < lengths.unsqueeze(1)  # [E, T]
+        # Padding repeats the episode's last observation: a valid input whose outputs the mask ignores.
+        steps = self.offsets[ids].unsqueeze(1) + torch.minimum(t.unsqueeze(0), lengths.unsqueeze(1) - 1)
+        return EpisodeBatch(
+            observations={key: value[steps].to(self.device) for key, value in self.observations.items()},
+            actions=self.actions[steps].to(self.device),
+            returns=self.returns[steps].to(self.device),
+            mask=mask.to(self.device),
+        )
+
+    def bucketed_batches(
+        self, episodes: np.ndarray, batch_episodes: int, rng: np.random.Generator
+    ) -> list[np.ndarray]:
+        """Minibatches of episode ids covering ``episodes`` once, of similar lengths within a minibatch."""
+        shuffled = rng.permutation(episodes)
+        pool = batch_episodes * BUCKET_POOL
+        batches: list[np.ndarray] = []
+        for start in range(0, len(shuffled), pool):
+            chunk = shuffled[start : start + pool]
+            chunk = chunk[np.argsort(self.lengths[chunk].numpy(), kind="stable")]
+            batches.extend(chunk[i : i + batch_episodes] for i in range(0, len(chunk), batch_episodes))
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+
+@dataclass
+class BatchTotals:
+    """Sums over the valid steps of some minibatches, turned into means by ``means``."""
+
+    cross_entropy: float = 0.0
+    correct: float = 0.0
+    value_error: float = 0.0
+    steps: int = 0
+
+    def add(self, other: BatchTotals) -> None:
+        self.cross_entropy += other.cross_entropy
+        self.correct += other.correct
+        self.value_error += other.value_error
+        self.steps += other.steps
+
+    def means(self) -> tuple[float, float, float]:
+        """Mean cross-entropy, accuracy and value error per step."""
+        n = max(self.steps, 1)
+        return self.cross_entropy / n, self.correct / n, self.value_error / n
+
+
+@dataclass
+class EpochStats:
+    """What one epoch gave (epoch 0: the validation of the untrained policy)."""
+
+    epoch: int
+    frames: int  # demonstration steps trained on so far
+    seconds: float  # wall-clock time so far
+    train_loss: float
+    train_accuracy: float
+    value_loss: float
+    val_loss: float
+    val_accuracy: float
+    evaluations: dict[str, EvaluationResult] = field(default_factory=dict)
+
+
+class BCTrainer:
+    """Behavioural cloning of ``demos`` into ``model.policy`` (see the module docstring for the scheme).
+
+    :param model: the MemoryPPO model to train (its policy is trained in place)
+    :param demos: demonstrations of an env with the model's observation and action spaces
+    :param config: the hyperparameters
+    :param eval_envs: named envs to measure the success rate in, every ``config.eval_freq`` epochs and at the
+        end (e.g. held-out seeds, or each side of a suite)
+    :param logger: an SB3 logger (e.g. ``configure(run_dir, ["csv", "tensorboard"])``); None logs nothing
+    :raises ValueError: for a non-Discrete action space, demos of other spaces, or too few episodes
+    """
+
+    def __init__(
+        self,
+        model: MemoryPPO,
+        demos: Demos,
+        config: BCConfig,
+        eval_envs: dict[str, VecEnv] | None = None,
+        logger: Logger | None = None,
+    ) -> None:
+        config.check()
+        if not isinstance(model.action_space, spaces.Discrete):
+            raise ValueError(
+                f"behavioural cloning here imitates Discrete actions, the model has {model.action_space}"
+            )
+        demos.check_spaces(model.observation_space, model.action_space)
+        self.model, self.policy, self.config = model, model.policy, config
+        self.eval_envs = dict(eval_envs or {})
+        self.logger = logger if logger is not None else Logger(folder=None, output_formats=[])
+        self.rng = np.random.default_rng(config.seed)
+
+        n = demos.n_episodes
+        n_val = 0 if config.val_fraction == 0 else min(max(round(n * config.val_fraction), 1), n - 1)
+        if n - n_val < 1:
+            raise ValueError(f"the demos hold {n} episode(s): too few to train on (and validate with)")
+        order = self.rng.permutation(n)
+        self.val_episodes, self.train_episodes = np.sort(order[:n_val]), np.sort(order[n_val:])
+        gamma = model.gamma if config.gamma is None else config.gamma
+        self.data = EpisodeData(demos, gamma, model.device)
+        self.optimizer = torch.optim.Adam(self.policy.parameters(), lr=config.lr, eps=1e-5)
+        self.history: list[EpochStats] = []
+        self.frames = 0
+        self.train_seconds = 0.0
+
+    # ------------------------------------------------------------------ one minibatch
+
+    def run_batch(self, batch: EpisodeBatch, train: bool) -> BatchTotals:
+        """Losses of one minibatch; with ``train``, also backpropagate them (the caller steps)."""
+        policy, config = self.policy, self.config
+        n_rows, length = batch.mask.shape
+        window = config.sequence_length or length
+        n_valid = max(batch.n_valid, 1)
+        state: MemoryState = policy.initial_state(n_rows)
+        starts = torch.zeros(n_rows, length, dtype=torch.bool, device=batch.mask.device)
+        starts[:, 0] = True
+        totals = BatchTotals(steps=batch.n_valid)
+        for t0 in range(0, length, window):
+            t1 = min(t0 + window, length)
+            obs = {key: value[:, t0:t1].flatten(0, 1) for key, value in batch.observations.items()}
+            inputs = policy.memory_inputs(obs).view(n_rows, t1 - t0, -1)
+            latent, state = policy.memory.sequence(inputs, state, starts[:, t0:t1])
+            state = {key: value.detach() for key, value in state.items()}
+            latent_pi, latent_vf = policy.mlp_extractor(latent.flatten(0, 1))
+            logits = policy.action_net(latent_pi)
+            mask = batch.mask[:, t0:t1].flatten().float()
+            actions = batch.actions[:, t0:t1].flatten()
+            cross_entropy = (F.cross_entropy(logits, actions, reduction="none") * mask).sum()
+            loss = cross_entropy / n_valid
+            value_error = torch.zeros(())
+            if config.vf_coef > 0:
+                values = policy.value_net(latent_vf).squeeze(-1)
+                value_error = (((values - batch.returns[:, t0:t1].flatten()) ** 2) * mask).sum()
+                loss = loss + config.vf_coef * value_error / n_valid
+            if train:
+                loss.backward()
+            totals.cross_entropy += float(cross_entropy.detach())
+            totals.correct += float(((logits.argmax(dim=-1) == actions).float() * mask).sum())
+            totals.value_error += float(value_error.detach())
+        return totals
+
+    # ------------------------------------------------------------------ validation and evaluation
+
+    def validate(self) -> tuple[float, float]:
+        """Mean cross-entropy and accuracy on the validation episodes (nan without any)."""
+        if len(self.val_episodes) == 0:
+            return math.nan, math.nan
+        self.policy.set_training_mode(False)
+        totals = BatchTotals()
+        with torch.no_grad():
+            for episodes in self.data.bucketed_batches(
+                self.val_episodes, 4 * self.config.batch_episodes, np.random.default_rng(0)
+            ):
+                totals.add(self.run_batch(self.data.batch(episodes), train=False))
+        loss, accuracy, _ = totals.means()
+        return loss, accuracy
+
+    def evaluate(self, n_episodes: int | None = None) -> dict[str, EvaluationResult]:
+        """Success rate (and return, length) in each evaluation env."""
+        n_episodes = n_episodes or self.config.eval_episodes
+        return {
+            name: evaluate_model(self.model, env, n_episodes, deterministic=self.config.deterministic_eval)
+            for name, env in self.eval_envs.items()
+        }
+
+    # ------------------------------------------------------------------ training
+
+    def _log(self, stats: EpochStats) -> None:
+        record = self.logger.record
+        record("bc/epoch", stats.epoch)
+        record("bc/frames", stats.frames)
+        record("bc/val_loss", stats.val_loss)
+        record("bc/val_accuracy", stats.val_accuracy)
+        if stats.epoch > 0:
+            record("bc/train_loss", stats.train_loss)
+            record("bc/train_accuracy", stats.train_accuracy)
+            record("bc/value_loss", stats.value_loss)
+            record("time/fps", int(self.frames / max(self.train_seconds, 1e-9)))
+        record("time/time_elapsed", stats.seconds)
+        for name, result in stats.evaluations.items():
+            record(f"eval/{name}/success_rate", result.success_rate)
+            record(f"eval/{name}/mean_reward", result.mean_return)
+            record(f"eval/{name}/mean_ep_length", result.mean_length)
+        self.logger.dump(step=stats.frames)
+
+    def train(self, progress: bool = True) -> list[EpochStats]:
+        """Run the epochs (or until ``total_minutes``), validating after each and evaluating in the env every
+        ``eval_freq`` epochs and at the end. Returns (and keeps in ``history``) one ``EpochStats`` per epoch,
+        preceded by epoch 0: the validation of the policy before training. When ``total_minutes`` runs out
+        mid-epoch, that last epoch's training statistics cover the minibatches it did."""
+        config = self.config
+        start = time.perf_counter()
+        deadline = None if config.total_minutes is None else start + 60 * config.total_minutes
+        val_loss, val_accuracy = self.validate()
+        self.history.append(EpochStats(0, 0, 0.0, math.nan, math.nan, math.nan, val_loss, val_accuracy))
+        self._log(self.history[-1])
+
+        n_batches = math.ceil(len(self.train_episodes) / config.batch_episodes)
+        bar = tqdm(
+            total=config.epochs * n_batches, desc="behavioural cloning", unit="batch", disable=not progress
+        )
+        out_of_time = False
+        try:
+            for epoch in range(1, config.epochs + 1):
+                totals = BatchTotals()
+                self.policy.set_training_mode(True)
+                for episodes in self.data.bucketed_batches(
+                    self.train_episodes, config.batch_episodes, self.rng
+                ):
+                    batch_start = time.perf_counter()
+                    self.optimizer.zero_grad(set_to_none=True)
+                    batch_totals = self.run_batch(self.data.batch(episodes), train=True)
+                    torch.nn.utils.clip_grad_norm_(self.policy.parameters(), config.max_grad_norm)
+                    self.optimizer.step()
+                    self.train_seconds += time.perf_counter() - batch_start
+                    self.frames += batch_totals.steps
+                    totals.add(batch_totals)
+                    bar.update(1)
+                    if deadline is not None and time.perf_counter() >= deadline:
+                        out_of_time = True
+                        break
+                train_loss, train_accuracy, value_loss = totals.means()
+                val_loss, val_accuracy = self.validate()
+                last = out_of_time or epoch == config.epochs
+                evaluate = last or (config.eval_freq > 0 and epoch % config.eval_freq == 0)
+                stats = EpochStats(
+                    epoch=epoch,
+                    frames=self.frames,
+                    seconds=time.perf_counter() - start,
+                    train_loss=train_loss,
+                    train_accuracy=train_accuracy,
+                    value_loss=value_loss,
+                    val_loss=val_loss,
+                    val_accuracy=val_accuracy,
+                    evaluations=self.evaluate() if evaluate else {},
+                )
+                self.history.append(stats)
+                self._log(stats)
+                bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_accuracy:.3f}")
+                if out_of_time:
+                    break
+        finally:
+            bar.close()
+        return self.history
+
+    @property
+    def frames_per_second(self) -> float:
+        """Demonstration steps trained per second of minibatch work (forward, backward, optimizer step)."""
+        return self.frames / max(self.train_seconds, 1e-9)
+
+
+# ---------------------------------------------------------------------- fine-tuning from a BC model
+
+
+def resolved_memory_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The memory's arguments with its defaults filled in, so ``{}`` and ``{"chunk_size": 8}`` compare equal
+    for a memory whose default chunk size is 8."""
+    signature = inspect.signature(memory_class(name).__init__)
+    defaults = {
+        key: p.default
+        for key, p in signature.parameters.items()
+        if key not in ("self", "input_dim") and p.default is not inspect.Parameter.empty
+    }
+    return {**defaults, **kwargs}
+
+
+def init_from(model: MemoryPPO, path: str | Path) -> None:
+    """Load the policy weights of the MemoryPPO zip at ``path`` into ``model.policy`` (the optimizer and
+    everything else of ``model`` stay as they are), e.g. to fine-tune a BC policy with PPO.
+
+    :raises ValueError: one line, when the file is no MemoryPPO model, or was trained on another observation
+        or action space, with another memory or other memory arguments, or for a policy of other shapes
+    """
+    source = load_model(path, device=str(model.device))
+    flag = f"--init-from {path}"
+    for name, theirs, ours in (
+        ("observation", source.observation_space, model.observation_space),
+        ("action", source.action_space, model.action_space),
+    ):
+        if theirs != ours:
+            raise ValueError(
+                f"{flag} was trained on {name} space {describe_space(theirs)} but this env gives "
+                f"{describe_space(ours)}"
+            )
+    theirs_memory, ours_memory = source.policy.memory_name, model.policy.memory_name
+    if theirs_memory != ours_memory:
+        raise ValueError(
+            f"{flag} has memory {theirs_memory} but this model has {ours_memory}: "
+            f"pass --memory {theirs_memory}"
+        )
+    theirs_kwargs = resolved_memory_kwargs(theirs_memory, source.policy.memory_kwargs)
+    ours_kwargs = resolved_memory_kwargs(ours_memory, model.policy.memory_kwargs)
+    differ = sorted(
+        key
+        for key in theirs_kwargs.keys() | ours_kwargs.keys()
+        if theirs_kwargs.get(key) != ours_kwargs.get(key)
+    )
+    if differ:
+        there = ", ".join(f"{key}={theirs_kwargs.get(key)}" for key in differ)
+        here = ", ".join(f"{key}={ours_kwargs.get(key)}" for key in differ)
+        raise ValueError(
+            f"{flag} has memory {theirs_memory} with {there} but this model has {here}: "
+            "pass the same memory flags"
+        )
+    theirs_params = source.policy.state_dict()
+    ours_params = model.policy.state_dict()
+    for key in sorted(theirs_params.keys() | ours_params.keys()):
+        if key not in theirs_params or key not in ours_params:
+            where = "this policy" if key in ours_params else "the model file"
+            raise ValueError(
+                f"{flag} does not fit this policy: only {where} has parameter {key} "
+                "(check --features-dim and the architecture)"
+            )
+        if theirs_params[key].shape != ours_params[key].shape:
+            raise ValueError(
+                f"{flag} does not fit this policy: parameter {key} has shape "
+                f"{tuple(theirs_params[key].shape)} there and {tuple(ours_params[key].shape)} here "
+                "(check --features-dim and the architecture)"
+            )
+    model.policy.load_state_dict(theirs_params)

@@ -1,0 +1,171 @@
+"""Behavioural cloning from the BabyAI bot, and how far it generalizes: tlb against lstm and transformer.
+
+    python benchmarks/bc_generalization.py               # 5000 demos, 15 min of BC per memory (~50 min)
+    python benchmarks/bc_generalization.py --episodes 200 --minutes 1 --eval-episodes 20   # a quick check
+
+Every memory gets the same budget: the same GoToLocal demos (generated with ``runners.demos`` or reused
+from ``--demos``; a longer file is cut to its first ``--episodes``), the same validation split, the same
+wall-clock minutes of BC on one torch thread, the same encoder. Each trained policy is then evaluated
+(greedy actions, the same levels for every memory) on:
+
+* unseen GoToLocal levels (seeds from ``EVAL_SEED_OFFSET`` = 1e9, never used by demos);
+* the held-out side of the ``room-to-maze`` suite: GoTo, a 3x3 maze of rooms;
+* the held-out side of the ``held-out-pairs`` suite: GoToLocal asking only for some color/type pairs.
+  Plain GoToLocal demos do contain those pairs; this column is a zero-shot test only with demos of the
+  suite's training env (``--env TLB-GoToLocalHeldOutPairs-Train-v0``).
+
+Prints one table: epochs done, training frames per second, validation accuracy, and success rates with
+95% Wilson intervals; plus the time demo generation and one BC epoch take at the full size (5000 demos),
+estimated from this run's measured rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from stable_baselines3.common.utils import set_random_seed
+from stable_baselines3.common.vec_env import VecEnv
+
+from agents.bc import BCConfig, BCTrainer
+from agents.demos import Demos, load_demos
+from agents.evaluation import EvaluationResult, evaluate_model
+from envs import make_vec_env
+from envs.suites import get_suite
+from runners import demos as demos_runner
+from runners.bc import build_bc_model
+from runners.ppo import EVAL_SEED_OFFSET
+
+FULL_SIZE_EPISODES = 5000
+EVAL_ENVS = 8
+
+
+def prepare_demos(args: argparse.Namespace) -> tuple[Demos, float | None]:
+    """The first ``args.episodes`` demos of ``args.demos``, generating (appending) what is missing.
+    Returns them and the generation rate in episodes per second (None when nothing was generated)."""
+    path = Path(args.demos)
+    have = load_demos(path, env_id=args.env).n_episodes if path.exists() else 0
+    rate = None
+    if have < args.episodes:
+        missing = args.episodes - have
+        start = time.perf_counter()
+        argv = [
+            "--env",
+            args.env,
+            "--episodes",
+            str(missing),
+            "--out",
+            str(path),
+            "--workers",
+            str(args.workers),
+        ]
+        if demos_runner.main(argv) != 0:
+            raise SystemExit("demo generation failed")
+        rate = missing / (time.perf_counter() - start)
+    demos = load_demos(path, env_id=args.env)
+    return demos.subset(np.arange(args.episodes)), rate
+
+
+def evaluation_envs(args: argparse.Namespace) -> dict[str, VecEnv]:
+    """Fresh evaluation envs: built anew for every memory, so each sees the same levels."""
+    envs = {"GoToLocal unseen": make_vec_env(args.env, n_envs=EVAL_ENVS, seed=EVAL_SEED_OFFSET + args.seed)}
+    for suite_name in args.suites:
+        for side in get_suite(suite_name, args.env).heldout:
+            envs[f"{suite_name}: {side.name}"] = side.make_vec_env(EVAL_ENVS, seed=args.seed)
+    return envs
+
+
+def cell(result: EvaluationResult) -> str:
+    low, high = result.success_ci95
+    return f"{result.success_rate:.2f} [{low:.2f}-{high:.2f}]"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--env", default="BabyAI-GoToLocal-v0", help="the demos' env")
+    parser.add_argument("--demos", default="runs/demos/BabyAI-GoToLocal-v0.npz", help="demos file (reused)")
+    parser.add_argument("--episodes", type=int, default=FULL_SIZE_EPISODES, help="demos to train on")
+    parser.add_argument("--workers", type=int, default=2, help="processes generating demos")
+    parser.add_argument("--memories", nargs="+", default=["tlb", "lstm", "transformer"])
+    parser.add_argument("--minutes", type=float, default=15.0, help="BC wall-clock budget per memory")
+    parser.add_argument("--eval-episodes", type=int, default=200, help="episodes per evaluation env")
+    parser.add_argument("--suites", nargs="*", default=["room-to-maze", "held-out-pairs"])
+    parser.add_argument("--features-dim", type=int, default=128, help="observation encoder width")
+    parser.add_argument("--batch-episodes", type=int, default=64, help="whole episodes per minibatch")
+    parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--save-dir", default=None, help="save each trained model here (optional)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    demos, generation_rate = prepare_demos(args)
+    print(
+        f"demos: {demos.n_episodes} episodes, {demos.n_steps} steps of {demos.env_id} "
+        f"({demos.n_steps / demos.n_episodes:.1f} steps per episode)"
+    )
+    rows = []
+    fps = []
+    for memory in args.memories:
+        set_random_seed(args.seed)
+        model = build_bc_model(
+            make_vec_env(args.env, n_envs=2, seed=args.seed), memory, {}, args.features_dim, args.seed, "cpu"
+        )
+        config = BCConfig(
+            epochs=1_000_000,  # the time budget ends training
+            batch_episodes=args.batch_episodes,
+            lr=args.lr,
+            eval_freq=0,
+            eval_episodes=args.eval_episodes,
+            total_minutes=args.minutes,
+            seed=args.seed,
+        )
+        trainer = BCTrainer(model, demos, config)
+        history = trainer.train(progress=False)
+        results = {
+            name: evaluate_model(model, env, args.eval_episodes)
+            for name, env in evaluation_envs(args).items()
+        }
+        if args.save_dir:
+            model.save(Path(args.save_dir) / f"bc-{memory}.zip")
+        last = history[-1]
+        fps.append(trainer.frames_per_second)
+        rows.append((memory, last.epoch, trainer.frames_per_second, last.val_accuracy, results))
+        print(
+            f"{memory}: {last.epoch} epochs, {trainer.frames:,} frames, "
+            f"{trainer.frames_per_second:,.0f} frames/s, validation accuracy {last.val_accuracy:.3f}"
+        )
+
+    columns = list(rows[0][4])
+    header = ["memory", "epochs", "frames/s", "val acc", *columns]
+    table = [
+        [memory, str(epochs), f"{speed:,.0f}", f"{accuracy:.3f}", *(cell(results[c]) for c in columns)]
+        for memory, epochs, speed, accuracy, results in rows
+    ]
+    widths = [max(len(line[i]) for line in [header, *table]) for i in range(len(header))]
+    print(
+        f"\nBC on {demos.n_episodes} {demos.env_id} demos, {args.minutes:g} min per memory, "
+        f"{args.threads} torch thread(s); success rate [95% CI] over {args.eval_episodes} episodes per env"
+    )
+    for line in [header, ["-" * w for w in widths], *table]:
+        print("  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip())
+
+    steps_per_episode = demos.n_steps / demos.n_episodes
+    full_frames = FULL_SIZE_EPISODES * steps_per_episode
+    print(f"\nat full size ({FULL_SIZE_EPISODES} demos, ~{full_frames:,.0f} frames):")
+    if generation_rate is not None:
+        print(
+            f"  demo generation  ~{FULL_SIZE_EPISODES / generation_rate:.0f} s "
+            f"({generation_rate:.0f} episodes/s with {args.workers} workers, this run)"
+        )
+    for (memory, *_), speed in zip(rows, fps):
+        print(f"  one BC epoch     ~{0.9 * full_frames / speed:.1f} s for {memory} (90% of the demos train)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,278 @@
+"""Imitation learning from demonstrations (behavioural cloning):
+``python -m runners.bc --demos demos/gotolocal.npz --memory tlb``.
+
+Trains the same ``MemoryActorCriticPolicy`` that ``runners.ppo`` builds (through ``runners.ppo.build_model``,
+so the result is a MemoryPPO model) by cross-entropy on whole demonstrated episodes (``agents.bc`` explains
+the sequence scheme), with a validation split of the episodes, periodic evaluation in the env (on held-out
+seeds, or on each side of ``--suite``), TensorBoard and CSV logs, and a summary. The model is saved as
+``model.zip`` (``MemoryPPO.load``, ``runners.evaluate`` and ``runners.ppo --init-from`` take it) with
+``config.json`` and ``final_eval.json`` beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from stable_baselines3.common.logger import configure
+from stable_baselines3.common.vec_env import VecEnv
+
+from agents import MemoryPPO
+from agents.bc import BCConfig, BCTrainer
+from agents.callbacks import atomic_save
+from agents.demos import Demos, load_demos
+from envs import make_vec_env
+from envs.suites import get_suite
+from runners import ppo
+from runners.cli import (
+    MEMORY_FLAGS,
+    UsageError,
+    add_memory_arguments,
+    default_run_dir,
+    make_parser,
+    memory_kwargs_from_args,
+    prepare_run_dir,
+    run_main,
+    set_threads,
+    write_json,
+)
+from runners.ppo import EVAL_SEED_OFFSET, positive_float, positive_int
+
+# The model's own env only gives it its spaces (and a fine-tuning run its own envs): two envs, so that
+# runners.ppo's default rollout (n_steps 128 x 2 envs) holds one default minibatch of 256 steps.
+MODEL_ENVS = 2
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = make_parser("python -m runners.bc", "Train a memory policy by behavioural cloning of demos.")
+    parser.add_argument("--demos", required=True, help="demos file written by python -m runners.demos")
+    parser.add_argument("--env", default=None, help="the demos' env id (checked against the file)")
+    parser.add_argument("--suite", default=None, help="evaluate on this suite's training and held-out sides")
+    parser.add_argument("--features-dim", type=positive_int, default=128, help="observation encoder width")
+    add_memory_arguments(parser)
+
+    bc = parser.add_argument_group("behavioural cloning")
+    bc.add_argument("--epochs", type=positive_int, default=20, help="passes over the training episodes")
+    bc.add_argument("--batch-episodes", type=positive_int, default=64, help="whole episodes per minibatch")
+    bc.add_argument(
+        "--sequence-length",
+        type=positive_int,
+        default=None,
+        help="backpropagate through windows of this many steps (default: whole episodes)",
+    )
+    bc.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
+    bc.add_argument("--max-grad-norm", type=positive_float, default=0.5, help="gradient clipping")
+    bc.add_argument(
+        "--vf-coef", type=float, default=0.5, help="value loss weight (discounted demo returns; 0: off)"
+    )
+    bc.add_argument("--gamma", type=float, default=0.99, help="discount of the value targets")
+    bc.add_argument(
+        "--val-fraction", type=float, default=0.1, help="fraction of the episodes held out for validation"
+    )
+    bc.add_argument(
+        "--eval-freq", type=non_negative_int, default=5, help="epochs between env evaluations (0: at the end)"
+    )
+    bc.add_argument("--eval-episodes", type=positive_int, default=50, help="episodes per evaluation env")
+    bc.add_argument("--stochastic-eval", action="store_true", help="sample actions when evaluating")
+    bc.add_argument(
+        "--total-minutes", type=positive_float, default=None, help="stop training after this many minutes"
+    )
+
+    run = parser.add_argument_group("run")
+    run.add_argument("--seed", type=int, default=0, help="seed of the model, the split and the batches")
+    run.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, ...")
+    run.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: cores - 1)")
+    run.add_argument(
+        "--logdir", default=None, help="run directory (default runs/<env>/bc-<memory>/seed<k>-<time>)"
+    )
+    run.add_argument("--overwrite", action="store_true", help="allow writing into an existing run directory")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def build_bc_model(
+    env: VecEnv,
+    memory: str,
+    memory_kwargs: dict[str, Any],
+    features_dim: int = 128,
+    seed: int = 0,
+    device: str = "auto",
+) -> MemoryPPO:
+    """The model ``runners.ppo`` builds for these memory settings (its PPO hyperparameters at their
+    defaults): what ``runners.ppo --init-from`` will load the trained weights into."""
+    args = ppo.build_parser().parse_args([])
+    args.memory, args.features_dim, args.seed, args.device = memory, features_dim, seed, device
+    return ppo.build_model(args, env, memory_kwargs)
+
+
+def evaluation_envs(
+    args: argparse.Namespace, demos: Demos, n_envs: int
+) -> tuple[VecEnv, dict[str, VecEnv], dict[str, str]]:
+    """The model's env and the named evaluation envs with their seeds (for the summary).
+
+    Without ``--suite``: the demos' env on seeds from ``EVAL_SEED_OFFSET + seed``. With it: the suite's
+    training side and each held-out side, named like ``runners.ppo`` names them (``train``,
+    ``heldout/<side>``); the demos must be of the training side's env and seeds.
+    """
+    if args.suite is None:
+        env = make_vec_env(demos.env_id, n_envs=MODEL_ENVS, seed=args.seed)
+        eval_seed = EVAL_SEED_OFFSET + args.seed
+        eval_env = make_vec_env(demos.env_id, n_envs=n_envs, seed=eval_seed)
+        return env, {"heldout": eval_env}, {"heldout": f"{demos.env_id}, seeds from {eval_seed}"}
+    suite = get_suite(args.suite, demos.env_id)
+    if suite.train.env_id != demos.env_id:
+        raise UsageError(
+            f"suite {suite.name} trains on {suite.train.env_id} but {args.demos} holds demonstrations of "
+            f"{demos.env_id}: generate demos with python -m runners.demos --env {suite.train.env_id}"
+        )
+    outside = [int(seed) for seed in demos.seeds if int(seed) not in suite.train.seeds]
+    if outside:
+        raise UsageError(
+            f"{len(outside)} episodes of {args.demos} (seeds {outside[0]}...) are not among the training "
+            f"levels of suite {suite.name} (seeds {suite.train.describe_seeds()}): use demos of those seeds"
+        )
+    env = suite.train.make_vec_env(MODEL_ENVS, seed=args.seed)
+    eval_envs = {"train": suite.train.make_vec_env(n_envs, seed=args.seed)}
+    seeds = {"train": f"{suite.train.env_id}, seeds {suite.train.describe_seeds()}"}
+    for side in suite.heldout:
+        eval_envs[f"heldout/{side.name}"] = side.make_vec_env(n_envs, seed=args.seed)
+        seeds[f"heldout/{side.name}"] = f"{side.env_id}, seeds {side.describe_seeds()}"
+    return env, eval_envs, seeds
+
+
+def print_summary(title: str, rows: list[tuple[str, str]]) -> None:
+    """Plain aligned lines (as runners.ppo prints them): paths stay whole whatever the terminal width."""
+    width = max(len(key) for key, _ in rows)
+    print(f"\n{title}")
+    for key, value in rows:
+        print(f"  {key:<{width}}  {value}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(argv)
+    threads = set_threads(args.threads)
+    memory_kwargs = memory_kwargs_from_args(args)
+    config = BCConfig(
+        epochs=args.epochs,
+        batch_episodes=args.batch_episodes,
+        sequence_length=args.sequence_length,
+        lr=args.lr,
+        max_grad_norm=args.max_grad_norm,
+        vf_coef=args.vf_coef,
+        gamma=args.gamma,
+        val_fraction=args.val_fraction,
+        eval_freq=args.eval_freq,
+        eval_episodes=args.eval_episodes,
+        total_minutes=args.total_minutes,
+        seed=args.seed,
+        deterministic_eval=not args.stochastic_eval,
+    )
+    config.check()
+
+    # Everything that can fail on bad input happens before anything is written to disk.
+    demos = load_demos(args.demos, env_id=args.env)
+    env, eval_envs, eval_seeds = evaluation_envs(args, demos, n_envs=min(args.eval_episodes, 8))
+    model = build_bc_model(env, args.memory, memory_kwargs, args.features_dim, args.seed, args.device)
+    trainer = BCTrainer(model, demos, config, eval_envs)
+
+    run_dir = (
+        Path(args.logdir)
+        if args.logdir
+        else default_run_dir("runs", demos.env_id, f"bc-{args.memory}", args.seed)
+    )
+    run_dir = prepare_run_dir(run_dir, args.overwrite)
+    write_json(
+        run_dir / "config.json",
+        {
+            **vars(args),
+            "argv": argv,
+            "logdir": str(run_dir),
+            "env_id": demos.env_id,
+            "memory_kwargs": memory_kwargs,
+            "threads": threads,
+            "demos_episodes": demos.n_episodes,
+            "demos_steps": demos.n_steps,
+            "train_episodes": len(trainer.train_episodes),
+            "val_episodes": len(trainer.val_episodes),
+            "eval_envs": eval_seeds,
+            "policy_class": type(model.policy).__name__,
+            "command": " ".join(["python -m runners.bc", *argv]),
+        },
+    )
+    logger = configure(str(run_dir), ["csv", "tensorboard"])
+    trainer.logger = logger
+    model.set_logger(logger)
+
+    start = time.time()
+    history = trainer.train(progress=not args.no_progress)
+    elapsed = time.time() - start
+    model_path = run_dir / "model.zip"
+    atomic_save(model, model_path)
+    final = history[-1].evaluations
+    write_json(run_dir / "final_eval.json", {name: result.as_dict() for name, result in final.items()})
+    for vec_env in (env, *eval_envs.values()):
+        vec_env.close()
+    logger.close()
+
+    first, last = history[0], history[-1]
+    rows = [
+        ("demos", f"{args.demos}: {demos.env_id}, {demos.n_episodes} episodes, {demos.n_steps} steps"),
+        (
+            "split",
+            f"{len(trainer.train_episodes)} training / {len(trainer.val_episodes)} validation episodes",
+        ),
+        ("memory", f"{args.memory} {memory_kwargs or '(defaults)'}"),
+        (
+            "training",
+            f"{last.epoch} epoch(s), {trainer.frames:,} frames in {elapsed:.0f} s "
+            f"({trainer.frames_per_second:,.0f} frames/s)",
+        ),
+    ]
+    if not math.isnan(last.val_loss):
+        rows.append(
+            (
+                "validation",
+                f"loss {first.val_loss:.3f} -> {last.val_loss:.3f}, "
+                f"accuracy {first.val_accuracy:.3f} -> {last.val_accuracy:.3f}",
+            )
+        )
+    for name, result in final.items():
+        low, high = result.success_ci95
+        rows.append(
+            (
+                f"success {name}",
+                f"{result.success_rate:.3f} [95% CI {low:.3f}-{high:.3f}] over {result.episodes} episodes, "
+                f"length {result.mean_length:.1f} ({eval_seeds[name]})",
+            )
+        )
+    flags = {dest: flag for flag, (dest, _, _) in MEMORY_FLAGS.items()}
+    suite_flag = f" --suite {args.suite}" if args.suite else ""
+    memory_flags = "".join(f" {flags[key]} {value}" for key, value in memory_kwargs.items())
+    rows += [
+        ("model", str(model_path)),
+        ("config", str(run_dir / "config.json")),
+        ("tensorboard", f"tensorboard --logdir {run_dir}"),
+        (
+            "fine-tune",
+            f"python -m runners.ppo --env {demos.env_id}{suite_flag} --memory {args.memory}{memory_flags} "
+            f"--features-dim {args.features_dim} --init-from {model_path}",
+        ),
+    ]
+    print_summary("runners.bc summary", rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

@@ -1,0 +1,322 @@
+"""Demonstrations from the BabyAI bot and behavioural cloning: the demos file, replay, the BC trainer and
+its runner, and loading a BC policy to fine-tune it (``init_from``). Tiny networks, a handful of demos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
+
+from agents import MemoryPPO
+from agents.bc import BCConfig, BCTrainer, discounted_returns, init_from
+from agents.demos import DEMO_SEED_LIMIT, Demos, load_demos, replay_episode, save_demos
+from agents.evaluation import evaluate_model
+from envs import make_env, make_vec_env
+from envs.suites import HELDOUT_SEED_START
+from runners import bc, demos, evaluate
+from runners.cli import run_main
+from runners.ppo import EVAL_SEED_OFFSET
+
+ENV_ID = "BabyAI-GoToLocal-v0"
+TINY_MEMORY = [
+    "--memory",
+    "tlb",
+    "--d-model",
+    "16",
+    "--n-heads",
+    "2",
+    "--chunk-size",
+    "4",
+    "--n-latents",
+    "2",
+]
+TINY_MEMORY_KWARGS = dict(d_model=16, n_heads=2, chunk_size=4, n_latents=2)
+
+
+def exit_code(main: object, argv: list[str]) -> int:
+    """The exit code of a runner's ``main`` (argparse exits by itself on bad flags)."""
+    try:
+        return run_main(main, argv)  # type: ignore[arg-type]
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+
+
+def generate(path: Path, episodes: int, *extra: str) -> None:
+    argv = ["--env", ENV_ID, "--episodes", str(episodes), "--out", str(path), "--no-progress", *extra]
+    assert run_main(demos.main, argv) == 0
+
+
+@pytest.fixture(scope="module")
+def demos_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """30 bot episodes of GoToLocal (two workers): enough for a validation split and a falling loss."""
+    path = tmp_path_factory.mktemp("demos") / "gotolocal.npz"
+    generate(path, 30, "--workers", "2")
+    return path
+
+
+def tiny_model(env_id: str = ENV_ID, memory_kwargs: dict | None = None) -> MemoryPPO:
+    env = make_vec_env(env_id, n_envs=2, seed=0)
+    return bc.build_bc_model(env, "tlb", memory_kwargs or TINY_MEMORY_KWARGS, features_dim=16)
+
+
+# ---------------------------------------------------------------------- the demos file
+
+
+def test_seed_ranges_never_meet_the_held_out_seeds() -> None:
+    assert DEMO_SEED_LIMIT == EVAL_SEED_OFFSET == HELDOUT_SEED_START
+
+
+def test_demos_file_round_trip(demos_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stored = load_demos(demos_file, env_id=ENV_ID)
+    assert stored.env_id == ENV_ID and stored.n_episodes == 30
+    assert (
+        stored.seeds.tolist() == sorted(set(stored.seeds.tolist())) and stored.seeds.max() < DEMO_SEED_LIMIT
+    )
+    assert stored.observations["image"].dtype == np.uint8 and stored.observations["image"].shape[1:] == (
+        7,
+        7,
+        3,
+    )
+    assert stored.observations["mission"].shape == (stored.n_steps, 72)
+    env = make_env(ENV_ID)
+    stored.check_spaces(env.observation_space, env.action_space)
+    assert stored.metadata["generator"] == demos.BOT_NAME
+
+    copy = tmp_path / "copy.npz"
+    save_demos(stored, copy)
+    again = load_demos(copy)
+    for name in ("actions", "rewards", "episode_lengths", "seeds", "skipped_seeds"):
+        assert np.array_equal(getattr(again, name), getattr(stored, name)), name
+    for key, value in stored.observations.items():
+        assert np.array_equal(again.observations[key], value) and again.observations[key].dtype == value.dtype
+    assert again.observation_space == stored.observation_space and again.metadata == stored.metadata
+    assert not list(tmp_path.glob(".*tmp*")), "the temporary file of the atomic write is left behind"
+
+
+def test_appending_keeps_old_episodes_and_continues_the_seeds(demos_file: Path, tmp_path: Path) -> None:
+    path = tmp_path / "demos.npz"
+    path.write_bytes(demos_file.read_bytes())
+    old = load_demos(path)
+    generate(path, 5, "--seed", "0")  # --seed 0 is below the stored seeds: appending continues after them
+    new = load_demos(path)
+    assert new.n_episodes == old.n_episodes + 5
+    first = new.subset(np.arange(old.n_episodes))
+    for key, value in old.observations.items():
+        assert np.array_equal(first.observations[key], value)
+    assert np.array_equal(first.actions, old.actions) and np.array_equal(first.seeds, old.seeds)
+    added = new.seeds[old.n_episodes :]
+    assert added.min() > max(old.seeds.max(), old.skipped_seeds.max(initial=-1))
+    assert len(set(new.seeds.tolist())) == new.n_episodes
+
+
+def test_every_stored_episode_replays_to_success(demos_file: Path) -> None:
+    stored = load_demos(demos_file)
+    env = make_env(ENV_ID)
+    for index in range(stored.n_episodes):
+        result = replay_episode(stored, index, env)
+        assert result.observations_match, f"episode {index}: observation {result.first_mismatch} differs"
+        assert result.success and result.length == stored.episode_lengths[index], f"episode {index}"
+        assert stored.rewards[stored.episode_slice(index)][-1] > 0
+
+
+def test_demos_of_another_env_is_a_one_line_error(
+    demos_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = demos_file.read_bytes()
+    argv = ["--env", "BabyAI-GoToObj-v0", "--episodes", "2", "--out", str(demos_file), "--no-progress"]
+    assert exit_code(demos.main, argv) == 2
+    err = capsys.readouterr().err
+    assert f"holds demonstrations of {ENV_ID}, not BabyAI-GoToObj-v0" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert demos_file.read_bytes() == before
+
+    run_dir = tmp_path / "run"
+    argv = ["--demos", str(demos_file), "--env", "BabyAI-GoToObj-v0", "--logdir", str(run_dir), *TINY_MEMORY]
+    assert exit_code(bc.main, argv) == 2
+    err = capsys.readouterr().err
+    assert "holds demonstrations of" in err and len(err.strip().splitlines()) == 1
+    assert not run_dir.exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--env", "MiniGrid-Empty-5x5-v0"], "is not a BabyAI level"),
+        (["--episodes", "0"], "--episodes must be a positive integer"),
+        (["--seed", str(DEMO_SEED_LIMIT)], "held-out seeds start at"),
+    ],
+)
+def test_demos_cli_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+) -> None:
+    path = tmp_path / "demos.npz"
+    assert exit_code(demos.main, ["--episodes", "2", "--out", str(path), "--no-progress", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not path.exists()
+
+
+# ---------------------------------------------------------------------- the BC trainer
+
+
+def test_windows_and_padding_do_not_change_the_forward_pass(demos_file: Path) -> None:
+    """The scheme is exact: a batch padded to its longest episode gives each episode the losses it gets
+    alone, and windows of 2 steps with the state carried give the losses of whole episodes."""
+    stored = load_demos(demos_file)
+    model = tiny_model()
+    longest = int(np.argmax(stored.episode_lengths))
+    shortest = int(np.argmin(stored.episode_lengths))
+    episodes = np.array([longest, shortest])
+    trainer = BCTrainer(model, stored, BCConfig(val_fraction=0.0))
+    with torch.no_grad():
+        together = trainer.run_batch(trainer.data.batch(episodes), train=False)
+        alone = [trainer.run_batch(trainer.data.batch(episodes[i : i + 1]), train=False) for i in range(2)]
+        trainer.config.sequence_length = 2
+        windows = trainer.run_batch(trainer.data.batch(episodes), train=False)
+    assert together.steps == stored.episode_lengths[episodes].sum()
+    assert together.cross_entropy == pytest.approx(sum(t.cross_entropy for t in alone), rel=1e-5)
+    assert together.value_error == pytest.approx(sum(t.value_error for t in alone), rel=1e-5)
+    assert windows.cross_entropy == pytest.approx(together.cross_entropy, rel=1e-5)
+    assert windows.correct == together.correct
+
+
+def test_value_targets_are_discounted_demo_returns(demos_file: Path) -> None:
+    stored = load_demos(demos_file)
+    returns = discounted_returns(stored, gamma=0.5)
+    steps = stored.episode_slice(0)
+    final = stored.rewards[steps.stop - 1]
+    assert returns[steps.stop - 1] == pytest.approx(final)
+    assert returns[steps.start] == pytest.approx(final * 0.5 ** (steps.stop - 1 - steps.start))
+
+
+def test_bc_runner_lowers_validation_loss_and_saves_a_memory_ppo_model(
+    demos_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = tmp_path / "bc"
+    argv = [
+        "--demos", str(demos_file), "--env", ENV_ID, *TINY_MEMORY, "--features-dim", "16", "--epochs", "6",
+        "--batch-episodes", "8", "--lr", "3e-3", "--val-fraction", "0.2", "--eval-freq", "3",
+        "--eval-episodes", "2", "--threads", "1", "--no-progress", "--logdir", str(run_dir),
+    ]  # fmt: skip
+    assert run_main(bc.main, argv) == 0
+    out = capsys.readouterr().out
+    assert "runners.bc summary" in out and "frames/s" in out and "--init-from" in out
+
+    rows = [line.split(",") for line in (run_dir / "progress.csv").read_text().splitlines()]
+    header, values = rows[0], rows[1:]
+    val_loss = [float(row[header.index("bc/val_loss")]) for row in values]
+    assert len(val_loss) == 7 and val_loss[-1] < val_loss[0]
+    assert any(row[header.index("eval/heldout/success_rate")] for row in values)
+    assert list(run_dir.glob("events.out.tfevents.*"))
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["memory_kwargs"] == TINY_MEMORY_KWARGS and config["val_episodes"] == 6
+    final = json.loads((run_dir / "final_eval.json").read_text())
+    assert final["heldout"]["episodes"] == 2
+
+    model = MemoryPPO.load(run_dir / "model.zip")
+    assert model.policy.memory_name == "tlb" and model.policy.memory_kwargs == TINY_MEMORY_KWARGS
+    result = evaluate_model(model, make_vec_env(ENV_ID, n_envs=2, seed=EVAL_SEED_OFFSET), n_episodes=2)
+    assert result.episodes == 2
+    table = tmp_path / "eval.json"
+    evaluate_argv = [str(run_dir / "model.zip"), "--env", ENV_ID, "--episodes", "2", "--n-envs", "2"]
+    assert run_main(evaluate.main, [*evaluate_argv, "--json", str(table)]) == 0
+    assert json.loads(table.read_text())[0]["episodes"] == 2
+
+    # The BC model initialises a PPO model of the same settings: init_from copies every weight.
+    fresh = tiny_model()
+    init_from(fresh, run_dir / "model.zip")
+    for key, value in model.policy.state_dict().items():
+        assert torch.equal(fresh.policy.state_dict()[key], value), key
+
+
+def test_bc_runner_bad_input(demos_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "run"
+    for extra, message in (
+        (["--demos", str(tmp_path / "none.npz")], "does not exist"),
+        (["--demos", str(demos_file), "--val-fraction", "1.5"], "val_fraction must be in [0, 1)"),
+        (["--demos", str(demos_file), "--suite", "memory-length"], "trains on MiniGrid-MemoryS7-v0"),
+    ):
+        assert exit_code(bc.main, [*extra, *TINY_MEMORY, "--logdir", str(run_dir)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+        assert not run_dir.exists()
+
+
+# ---------------------------------------------------------------------- init_from
+
+
+def test_init_from_refuses_a_model_of_another_observation_space(tmp_path: Path) -> None:
+    other = MemoryPPO(
+        "MlpPolicy",
+        sb3_make_vec_env("CartPole-v1", n_envs=2),
+        n_steps=16,
+        batch_size=16,
+        sequence_length=8,
+        policy_kwargs=dict(memory="tlb", memory_kwargs=dict(d_model=16, n_heads=2, chunk_size=4)),
+    )
+    path = tmp_path / "cartpole.zip"
+    other.save(path)
+    with pytest.raises(
+        ValueError, match=r"was trained on observation space Box\(.*but this env gives Dict\("
+    ):
+        init_from(tiny_model(), path)
+
+
+def test_init_from_refuses_other_memory_settings(demos_file: Path, tmp_path: Path) -> None:
+    model = tiny_model()
+    path = tmp_path / "model.zip"
+    model.save(path)
+    with pytest.raises(ValueError, match="chunk_size=4 but this model has chunk_size=8"):
+        init_from(tiny_model(memory_kwargs={**TINY_MEMORY_KWARGS, "chunk_size": 8}), path)
+    with pytest.raises(ValueError, match="does not exist"):
+        init_from(model, tmp_path / "missing.zip")
+
+
+def test_trainer_refuses_demos_of_other_spaces(demos_file: Path) -> None:
+    stored = load_demos(demos_file)
+    changed = Demos(**{**stored.__dict__, "action_space": {"type": "Discrete", "n": 3, "start": 0}})
+    with pytest.raises(ValueError, match="recorded with action space Discrete\\(3\\)"):
+        BCTrainer(tiny_model(), changed, BCConfig())
+
+
+def test_generation_does_not_depend_on_the_number_of_workers(demos_file: Path, tmp_path: Path) -> None:
+    one = tmp_path / "one.npz"
+    generate(one, 30, "--workers", "1")
+    first, second = load_demos(one), load_demos(demos_file)  # the fixture used two workers
+    assert np.array_equal(first.seeds, second.seeds) and np.array_equal(first.actions, second.actions)
+    assert np.array_equal(first.observations["image"], second.observations["image"])
+
+
+def test_levels_the_bot_fails_are_skipped_counted_and_never_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    solve = demos.bot_episode
+
+    def fail_every_third(env: object, seed: int) -> tuple[object, str]:
+        return (None, "forced failure") if seed % 3 == 0 else solve(env, seed)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(demos, "bot_episode", fail_every_third)
+    path = tmp_path / "demos.npz"
+    generate(path, 4)
+    out = capsys.readouterr().out
+    assert "skipped  2 of 6 levels the bot failed, 0 (forced failure), 3 (forced failure)" in out
+    stored = load_demos(path)
+    assert stored.seeds.tolist() == [1, 2, 4, 5] and stored.skipped_seeds.tolist() == [0, 3]
+    generate(path, 2)  # seed 6 fails: the new episodes are seeds 7 and 8
+    stored = load_demos(path)
+    assert stored.seeds.tolist() == [1, 2, 4, 5, 7, 8] and stored.skipped_seeds.tolist() == [0, 3, 6]
+
+
+def test_a_level_family_the_bot_cannot_play_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "demos.npz"
+    argv = ["--env", "BabyAI-KeyInBox-v0", "--episodes", "3", "--out", str(path), "--no-progress"]
+    assert exit_code(demos.main, argv) == 2
+    err = capsys.readouterr().err
+    assert "the bot solved none of" in err and len(err.strip().splitlines()) == 1
+    assert not path.exists()

@@ -1,0 +1,165 @@
+"""Long runs survive: atomic checkpoints, exact resume, interruption, reproducibility, divergence."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+
+from agents import MemoryPPO
+from agents.callbacks import CheckpointCallback, NonFiniteGuard, TrainingDiverged, list_checkpoints
+from envs import make_vec_env
+from runners import ppo
+from runners.cli import run_main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = [
+    "--env", "BabyAI-GoToLocal-v0", "--n-envs", "2", "--n-steps", "32", "--batch-size", "64",
+    "--sequence-length", "16", "--n-epochs", "1", "--eval-episodes", "2", "--eval-freq", "100000",
+    "--features-dim", "16", "--no-progress", "--threads", "1",
+    "--memory", "tlb", "--d-model", "16", "--n-heads", "2", "--chunk-size", "5", "--n-latents", "2",
+]  # fmt: skip
+
+
+def tiny_model(seed: int = 0) -> MemoryPPO:
+    env = make_vec_env("BabyAI-GoToLocal-v0", n_envs=2, seed=seed)
+    return MemoryPPO(
+        "MultiInputPolicy",
+        env,
+        n_steps=32,
+        batch_size=32,
+        sequence_length=16,
+        n_epochs=2,
+        seed=seed,
+        policy_kwargs=dict(
+            memory="tlb",
+            memory_kwargs=dict(d_model=16, n_heads=2, chunk_size=5, n_latents=2),
+            features_extractor_kwargs=dict(features_dim=16, channels=8, mission_dim=16),
+            net_arch=[16],
+        ),
+    )
+
+
+def parameters(model: MemoryPPO) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in model.policy.parameters()]
+
+
+def test_same_seed_same_parameters() -> None:
+    # Built one after the other: torch's RNG is global, and MemoryPPO seeds it when a model is built.
+    a = tiny_model()
+    a.learn(192)
+    b = tiny_model()
+    b.learn(192)
+    assert all(torch.equal(x, y) for x, y in zip(parameters(a), parameters(b)))
+    c = tiny_model(seed=1)
+    c.learn(192)
+    assert not all(torch.equal(x, y) for x, y in zip(parameters(a), parameters(c)))
+
+
+def final_parameters(run_dir: Path) -> list[torch.Tensor]:
+    return parameters(MemoryPPO.load(run_dir / "model.zip"))
+
+
+def test_sigterm_saves_and_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+    total = ["--total-steps", "3200", "--checkpoint-freq", "128"]
+    straight = tmp_path / "straight"
+    assert run_main(ppo.main, [*TINY, *total, "--logdir", str(straight)]) == 0
+
+    interrupted = tmp_path / "interrupted"
+    command = [sys.executable, "-m", "runners.ppo", *TINY, *total, "--logdir", str(interrupted)]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while not list_checkpoints(interrupted / "checkpoints") and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, output
+    assert "--resume" in output
+    steps_at_stop = list_checkpoints(interrupted / "checkpoints")[0][0]
+    assert 0 < steps_at_stop < 3200
+    assert not (interrupted / "model.zip").exists()
+
+    assert run_main(ppo.main, ["--resume", str(interrupted)]) == 0
+    resumed = MemoryPPO.load(interrupted / "model.zip")
+    assert resumed.num_timesteps == 3200
+    assert (interrupted / f"progress-from-{steps_at_stop}.csv").exists()  # the first CSV is kept
+    assert (interrupted / "progress.csv").stat().st_size > 0
+    assert all(torch.equal(x, y) for x, y in zip(final_parameters(straight), parameters(resumed)))
+
+
+def test_truncated_checkpoint_is_refused_and_the_previous_one_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = tmp_path / "run"
+    assert (
+        run_main(
+            ppo.main, [*TINY, "--total-steps", "256", "--checkpoint-freq", "128", "--logdir", str(run_dir)]
+        )
+        == 0
+    )
+    (newest_steps, newest), (previous_steps, _) = list_checkpoints(run_dir / "checkpoints")[:2]
+    newest.write_bytes(newest.read_bytes()[:1000])  # a write cut short
+    config = (run_dir / "config.json").read_text()
+    (run_dir / "config.json").write_text(config.replace('"256"', '"384"'))  # argv: ask for more steps
+    capsys.readouterr()
+    assert run_main(ppo.main, ["--resume", str(run_dir)]) == 0
+    captured = capsys.readouterr()
+    assert f"skipping unreadable checkpoint {newest}" in captured.err
+    assert f"at step {previous_steps:,}" in captured.out
+    assert MemoryPPO.load(run_dir / "model.zip").num_timesteps == 384
+    assert newest_steps > previous_steps
+    assert not list(run_dir.rglob("*.tmp*"))
+
+
+def test_resume_without_a_run_is_a_one_line_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_main(ppo.main, ["--resume", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err
+    assert "no config.json" in err and len(err.strip().splitlines()) == 1
+
+
+class PoisonAfterFirstRollout(BaseCallback):
+    """Make the policy's output layer NaN, as an exploding update would."""
+
+    def _on_rollout_end(self) -> None:
+        if self.num_timesteps >= 192:  # after the checkpoint at 128
+            with torch.no_grad():
+                self.model.policy.action_net.weight.fill_(float("nan"))
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
+    model = tiny_model()
+    checkpoints = CheckpointCallback(64, tmp_path)
+    with pytest.raises(TrainingDiverged, match=r"training diverged at step \d+: .*lower --lr"):
+        model.learn(640, callback=[PoisonAfterFirstRollout(), NonFiniteGuard(), checkpoints])
+    saved = list_checkpoints(tmp_path)
+    assert saved, "the checkpoint before the divergence is kept"
+    good = MemoryPPO.load(saved[0][1])
+    assert all(torch.isfinite(p).all() for p in good.policy.parameters())
+
+
+def test_checkpoint_restores_envs_and_rng(tmp_path: Path) -> None:
+    model = tiny_model()
+    model.learn(64)
+    from agents.callbacks import restore_resume_state, save_checkpoint
+
+    path = save_checkpoint(model, tmp_path)
+    expected_obs = model.get_env().step(np.zeros(2, dtype=np.int64))[0]["image"]
+    expected_noise = torch.rand(3)
+    loaded = MemoryPPO.load(
+        path, env=make_vec_env("BabyAI-GoToLocal-v0", n_envs=2, seed=99), force_reset=False
+    )
+    assert restore_resume_state(loaded, loaded.resume_state)
+    assert np.array_equal(loaded.get_env().step(np.zeros(2, dtype=np.int64))[0]["image"], expected_obs)
+    assert torch.equal(torch.rand(3), expected_noise)
+    assert os.listdir(tmp_path) == [path.name]
