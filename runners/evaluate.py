@@ -98,14 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=positive_int, default=None, help="torch threads (None: cores - 1)")
     parser.add_argument("--json", default=None, metavar="FILE", help="write the table as JSON rows")
     parser.add_argument(
-        "--gif", default=None, metavar="FILE", help="record episodes of the first held-out side"
+        "--gif",
+        default=None,
+        metavar="FILE",
+        help="record episodes (with --suite: of its first held-out side)",
     )
     parser.add_argument("--gif-episodes", type=positive_int, default=3, help="episodes in the GIF")
     parser.add_argument(
         "--attention",
         default=None,
         metavar="FILE",
-        help="PNG of one episode's reads of the slow latents (tlb models)",
+        help="PNG of one episode's reads of the slow latents (tlb models; same side as --gif)",
     )
     return parser
 
@@ -425,9 +428,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     print()
     print(format_table(rows))
+    if any(path is not None for path in outputs.values()):
+        print()
     if outputs["--json"] is not None:
         write_rows(outputs["--json"], rows)
-        print(f"\njson: {outputs['--json']}")
+        print(f"json: {outputs['--json']}")
     recorded = sides[1] if len(sides) > 1 else sides[0]
     if outputs["--gif"] is not None:
         summary = record_gif(

@@ -21,6 +21,7 @@ from stable_baselines3.common.envs import (
 from stable_baselines3.common.evaluation import evaluate_policy
 
 from agents import MemoryPPO
+from envs import make_env
 from policies.policy import SequenceObservations
 
 MEMORIES = ["tlb", "lstm", "gru", "transformer", "none"]
@@ -136,8 +137,9 @@ ENVS = {
     "multidiscrete": lambda: IdentityEnvMultiDiscrete(dim=3, ep_length=10),
     "multibinary": lambda: IdentityEnvMultiBinary(dim=3, ep_length=10),
     "box-identity": lambda: IdentityEnvBox(ep_length=10),
+    "babyai": lambda: make_env("BabyAI-GoToLocal-v0"),
 }
-POLICY_FOR = {"fake-image": "CnnPolicy", "dict-obs": "MultiInputPolicy"}
+POLICY_FOR = {"fake-image": "CnnPolicy", "dict-obs": "MultiInputPolicy", "babyai": "MultiInputPolicy"}
 
 
 @pytest.mark.parametrize("memory", MEMORIES)
@@ -147,6 +149,9 @@ def test_learn_runs_on_every_space(env_name: str, memory: str) -> None:
     kwargs: dict[str, Any] = {}
     if env_name == "fake-image":
         kwargs["policy_kwargs"] = dict(features_extractor_kwargs=dict(features_dim=16))
+    if env_name == "babyai":
+        encoder = dict(features_dim=16, channels=8, mission_dim=16)
+        kwargs["policy_kwargs"] = dict(features_extractor_kwargs=encoder)
     model = tiny_model(env, memory, policy=POLICY_FOR.get(env_name, "MlpPolicy"), **kwargs)
     before = [p.detach().clone() for p in model.policy.parameters()]
     model.learn(96)
