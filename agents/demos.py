@@ -44,11 +44,12 @@ import numpy as np
 from gymnasium import spaces
 
 from envs import make_env
+from envs.suites import HELDOUT_SEED_START
 
 DEMO_FORMAT = "tlb-agents-demos"
 DEMO_FORMAT_VERSION = 1
 # Held-out evaluation seeds start here (runners.ppo.EVAL_SEED_OFFSET and the suites' held-out sides).
-DEMO_SEED_LIMIT = 1_000_000_000
+DEMO_SEED_LIMIT = HELDOUT_SEED_START
 OBS_PREFIX = "obs."
 
 

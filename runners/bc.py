@@ -35,12 +35,14 @@ from runners.cli import (
     default_run_dir,
     make_parser,
     memory_kwargs_from_args,
+    positive_float,
+    positive_int,
     prepare_run_dir,
     run_main,
     set_threads,
     write_json,
 )
-from runners.ppo import EVAL_SEED_OFFSET, positive_float, positive_int
+from runners.ppo import EVAL_SEED_OFFSET
 
 # The model's own env only gives it its spaces (and a fine-tuning run its own envs): two envs, so that
 # runners.ppo's default rollout (n_steps 128 x 2 envs) holds one default minibatch of 256 steps.

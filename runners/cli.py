@@ -50,6 +50,22 @@ def set_threads(threads: int | None) -> int:
     return threads
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer > 0."""
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
 # ---------------------------------------------------------------------- memory flags
 
 # flag name -> (memory argument, type, help)

@@ -50,8 +50,8 @@ from agents.loading import check_env_matches, load_model
 from envs.make import resolve_env_spec
 from envs.suites import SEED_RANGE_SIZE, SuiteSide, get_suite, list_suites, suite_takes_env
 from policies.memories import TemporalLatentBottleneck
-from runners.cli import UsageError, make_parser, run_main, set_threads
-from runners.ppo import EVAL_SEED_OFFSET, positive_int
+from runners.cli import UsageError, make_parser, positive_int, run_main, set_threads
+from runners.ppo import EVAL_SEED_OFFSET
 
 # A GIF frame is at most this wide (MiniGrid tiles are sized to fit, other renderings are scaled down).
 GIF_WIDTH = 320

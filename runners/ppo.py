@@ -30,13 +30,15 @@ from agents.callbacks import (
     restore_resume_state,
 )
 from envs import make_vec_env
-from envs.suites import get_suite
+from envs.suites import HELDOUT_SEED_START, get_suite
 from runners.cli import (
     UsageError,
     add_memory_arguments,
     default_run_dir,
     make_parser,
     memory_kwargs_from_args,
+    positive_float,
+    positive_int,
     prepare_run_dir,
     run_main,
     set_threads,
@@ -44,21 +46,7 @@ from runners.cli import (
 )
 
 # Evaluation envs are seeded from here on, far from the training seeds (BabyAI validates on 1e9+).
-EVAL_SEED_OFFSET = 1_000_000_000
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-    return value
+EVAL_SEED_OFFSET = HELDOUT_SEED_START
 
 
 def build_parser() -> argparse.ArgumentParser:
