@@ -80,13 +80,18 @@ class SuiteEvalCallback(BaseCallback):
 
 
 def capture_rng_state() -> dict[str, Any]:
-    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
 def restore_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def atomic_save(model: BaseAlgorithm, path: Path) -> None:
@@ -177,6 +182,11 @@ class CheckpointCallback(BaseCallback):
             self.save()
         self.stopping = self.interrupt_requested
 
+    def _on_training_end(self) -> None:
+        # Interrupted during the last rollout or update: there is no next rollout start to save at.
+        if self.interrupt_requested and not self.stopping and self.num_timesteps != self.last_saved_at:
+            self.save()
+
     def _on_step(self) -> bool:
         return not self.stopping
 
@@ -214,6 +224,9 @@ class InterruptHandler:
 class NonFiniteGuard(BaseCallback):
     """After every update, stop if the loss or any parameter is NaN or infinite (before the checkpoint
     callback could save the broken model: list this callback first)."""
+
+    def _on_training_end(self) -> None:
+        self._on_rollout_start()  # the last update has no next rollout
 
     def _on_rollout_start(self) -> None:
         loss = self.logger.name_to_value.get("train/loss")

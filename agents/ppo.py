@@ -105,7 +105,13 @@ class MemoryPPO(PPO):
         result = super()._setup_learn(*args, **kwargs)
         # Where every env starts an episode (a fresh reset, a new env) the carried state is irrelevant.
         if self._last_memory_state is None or np.all(self._last_episode_starts):
-            self._last_memory_state = self.policy.initial_state(self.n_envs)
+            # Detached: a stored state must not hold on to the graph of the learned initial latents.
+            state = self.policy.initial_state(self.n_envs)
+            self._last_memory_state = {key: value.detach().clone() for key, value in state.items()}
+        # A state loaded from a checkpoint may come from another device.
+        self._last_memory_state = {
+            key: value.to(self.device) for key, value in self._last_memory_state.items()
+        }
         return result
 
     def train(self) -> None:
@@ -196,6 +202,7 @@ class MemoryPPO(PPO):
             )
             self._last_obs = new_obs  # type: ignore[assignment]
             self._last_episode_starts = dones
+            self._last_memory_state = memory_state  # in step with _last_obs, even if a callback stops us
 
         with torch.no_grad():
             values = self.policy.predict_values(
@@ -204,7 +211,6 @@ class MemoryPPO(PPO):
                 torch.as_tensor(dones, device=self.device).bool(),
             )
         rollout_buffer.compute_returns_and_advantage(last_values=values, dones=dones)
-        self._last_memory_state = memory_state
 
         callback.update_locals(locals())
         callback.on_rollout_end()

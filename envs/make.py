@@ -6,6 +6,8 @@ from __future__ import annotations
 import difflib
 import functools
 import importlib
+import multiprocessing
+import signal
 from typing import Any
 
 import gymnasium as gym
@@ -26,7 +28,10 @@ def resolve_env_spec(env_id: str) -> EnvSpec:
     name = env_id
     if ":" in env_id:
         module, name = env_id.split(":", 1)
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ImportError as error:
+            raise ValueError(f"env id {env_id!r}: cannot import module {module!r} ({error})") from None
     spec = gym.registry.get(name)
     if spec is None:
         matches = difflib.get_close_matches(name, list(gym.registry), n=3)
@@ -66,6 +71,10 @@ def make_env(env_id: str, seed: int | None = None, render_mode: str | None = Non
     :raises ValueError: for an id that is not registered, naming close matches
     """
     spec = resolve_env_spec(env_id)
+    if multiprocessing.parent_process() is not None:
+        # In a SubprocVecEnv worker: Ctrl-C is for the main process, which saves a checkpoint and then
+        # closes the workers; a worker dying on it first would break that with a broken pipe.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     env = gym.make(spec, render_mode=render_mode, **kwargs)
     if isinstance(env.unwrapped, MiniGridEnv):
         env = MissionTokenObsWrapper(SuccessInfoWrapper(env))

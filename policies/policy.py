@@ -108,12 +108,11 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
 
     def memory_inputs(self, obs: PyTorchObs) -> torch.Tensor:
         """Features of a flat batch of observations: [B, memory.input_dim]."""
+        features = self.extract_features(obs)
         if self.share_features_extractor:
-            return self.extract_features(obs, self.features_extractor)
+            return features
         # One memory for both heads: it reads the actor's and the critic's features side by side.
-        pi_features = self.extract_features(obs, self.pi_features_extractor)
-        vf_features = self.extract_features(obs, self.vf_features_extractor)
-        return torch.cat([pi_features, vf_features], dim=1)
+        return torch.cat(features, dim=1)
 
     def initial_state(self, n_envs: int) -> MemoryState:
         return self.memory.initial_state(n_envs)

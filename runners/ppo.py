@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -232,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
             Path(args.logdir) if args.logdir else default_run_dir("runs", args.env, args.memory, args.seed)
         )
         run_dir = prepare_run_dir(run_dir, args.overwrite)
+        # An overwritten run's checkpoints must not be mistaken for this run's by --resume.
+        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
         config = {
             **vars(args),
             "argv": argv,
@@ -271,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     elapsed = time.time() - start
     if interrupt.received is not None:
         print(
-            f"stopped at step {model.num_timesteps:,}: checkpoint {checkpoints.last_path}; "
+            f"stopped at step {checkpoints.last_saved_at:,}: checkpoint {checkpoints.last_path}; "
             f"continue with: python -m runners.ppo --resume {run_dir}"
         )
         return 128 + interrupt.received

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from stable_baselines3.common.callbacks import EvalCallback
+from stable_baselines3.common.callbacks import BaseCallback, EvalCallback
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.envs import (
     FakeImageEnv,
@@ -72,6 +72,27 @@ def test_first_update_has_zero_approx_kl(memory: str) -> None:
     model.learn(48)
     assert abs(model.logger.name_to_value["train/approx_kl"]) < 1e-6
     assert model.logger.name_to_value["train/clip_fraction"] == 0.0
+
+
+def test_separate_actor_and_critic_extractors_share_one_memory() -> None:
+    env = make_vec_env("CartPole-v1", n_envs=2, seed=2)
+    model = tiny_model(env, "tlb", policy_kwargs=dict(share_features_extractor=False))
+    assert model.policy.memory.input_dim == 2 * model.policy.features_dim
+    model.learn(48)
+    assert abs(model.logger.name_to_value["train/approx_kl"]) < 1e-6
+
+
+def test_memory_state_follows_observations_when_a_callback_stops_early() -> None:
+    model = tiny_model(make_vec_env("CartPole-v1", n_envs=1, seed=0), "tlb")
+
+    class StopAfterFiveSteps(BaseCallback):
+        def _on_step(self) -> bool:
+            return self.n_calls < 5
+
+    model.learn(48, callback=StopAfterFiveSteps())
+    # SB3 keeps the fifth observation as the next one to act on: the state must be that of 4 steps.
+    assert not model._last_episode_starts[0]
+    assert int(model._last_memory_state["position"][0]) == 4
 
 
 def test_evaluate_actions_refuses_flat_observations() -> None:

@@ -163,3 +163,17 @@ def test_checkpoint_restores_envs_and_rng(tmp_path: Path) -> None:
     assert np.array_equal(loaded.get_env().step(np.zeros(2, dtype=np.int64))[0]["image"], expected_obs)
     assert torch.equal(torch.rand(3), expected_noise)
     assert os.listdir(tmp_path) == [path.name]
+
+
+def test_interrupt_during_the_last_update_still_saves(tmp_path: Path) -> None:
+    model = tiny_model()
+    checkpoints = CheckpointCallback(10_000, tmp_path)
+
+    class InterruptInLastRollout(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps > 128:
+                checkpoints.interrupt_requested = True
+            return True
+
+    model.learn(192, callback=[InterruptInLastRollout(), checkpoints])
+    assert [steps for steps, _ in list_checkpoints(tmp_path)] == [192]

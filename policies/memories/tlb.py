@@ -178,7 +178,7 @@ class TemporalLatentBottleneck(Memory):
         ([B, N], averaged over heads and cross-attention blocks): what the attention plots show."""
         batch = x.shape[0]
         state = reset_where(state, episode_start, self.initial_state(batch))
-        latents, position = state["latents"], state["position"]
+        latents, position = state["latents"], state["position"].long()
         slot = nn.functional.one_hot(position, self.chunk_size).bool().unsqueeze(-1)  # [B, K, 1]
         chunk_inputs = torch.where(slot, x.unsqueeze(1), state["chunk_inputs"])
 
