@@ -47,7 +47,7 @@ def builders(args: argparse.Namespace) -> dict[str, Callable[[], BaseAlgorithm]]
             env(),
             sequence_length=args.sequence_length,
             policy_kwargs=dict(
-                memory="tlb", memory_kwargs=dict(d_model=args.width, chunk_size=8, n_latents=4)
+                memory="tlb", memory_kwargs=dict(d_model=args.width, chunk_size=8, n_latents=4), **encoder
             ),
             **common,
         ),

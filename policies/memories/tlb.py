@@ -12,7 +12,9 @@ At the end of each full chunk the slow state is updated from the fast stream's o
 ``+`` with ``gate="gru"``). Chunks are aligned to the episode start.
 
 The state is ``latents`` [B, N, D], ``chunk_inputs`` [B, K, input_dim] (the inputs of the current chunk
-so far, zero beyond) and ``position`` [B] (how many steps of the current chunk are done). Keeping the
+so far, zero beyond), ``chunk_outputs`` [B, K, D] (the fast stream's outputs for them, which the slow
+update reads at the chunk's end: a rollout step then never recomputes earlier positions) and
+``position`` [B] (how many steps of the current chunk are done). Keeping the
 chunk's *inputs* rather than attention caches means a training sequence that starts mid-chunk replays the
 chunk's beginning with the current weights, exactly as the rollout computed it.
 """
@@ -138,6 +140,7 @@ class TemporalLatentBottleneck(Memory):
         return {
             "latents": self.initial_latents.expand(batch_size, -1, -1),
             "chunk_inputs": self._anchor.new_zeros(batch_size, self.chunk_size, self.input_dim),
+            "chunk_outputs": self._anchor.new_zeros(batch_size, self.chunk_size, self.d_model),
             "position": torch.zeros(batch_size, dtype=torch.long, device=self.device),
         }
 
@@ -187,10 +190,10 @@ class TemporalLatentBottleneck(Memory):
         block_reads: list[torch.Tensor] | None = [] if reads is not None else None
         if self.single_self_block:
             out = self._fast_stream_at(chunk_inputs, latents, position, block_reads)
-            fast_out = None
         else:
-            fast_out = self.fast_stream(chunk_inputs, latents, block_reads)
-            out = fast_out[rows, position]
+            out = self.fast_stream(chunk_inputs, latents, block_reads)[rows, position]
+        # Causality makes this step's output final: keep it for the slow update at the chunk's end.
+        chunk_outputs = torch.where(slot, out.unsqueeze(1), state["chunk_outputs"])
         y = self.output_norm(out)
         if reads is not None and block_reads:
             per_block = [r if r.dim() == 2 else r[rows, position] for r in block_reads]
@@ -199,15 +202,14 @@ class TemporalLatentBottleneck(Memory):
         complete = position == self.chunk_size - 1
         if bool(complete.any()):
             done = complete.nonzero().squeeze(1)
-            # The slow update reads the whole chunk: once per K steps, the full fast stream.
-            chunk_out = (
-                self.fast_stream(chunk_inputs[done], latents[done]) if fast_out is None else fast_out[done]
-            )
-            latents = latents.index_copy(0, done, self.slow_update(latents[done], chunk_out))
-            chunk_inputs = torch.where(complete.view(-1, 1, 1), torch.zeros_like(chunk_inputs), chunk_inputs)
+            latents = latents.index_copy(0, done, self.slow_update(latents[done], chunk_outputs[done]))
+            finished = complete.view(-1, 1, 1)
+            chunk_inputs = torch.where(finished, torch.zeros_like(chunk_inputs), chunk_inputs)
+            chunk_outputs = torch.where(finished, torch.zeros_like(chunk_outputs), chunk_outputs)
         new_state = {
             "latents": latents,
             "chunk_inputs": chunk_inputs,
+            "chunk_outputs": chunk_outputs,
             "position": (position + 1) % self.chunk_size,
         }
         return y, new_state
@@ -278,12 +280,12 @@ class TemporalLatentBottleneck(Memory):
         y = self.output_norm(fast_out.view(n_segments * k, self.d_model)[token_slot]).view(batch, length, -1)
 
         last = segment[:, -1]
-        last_complete = seg_complete[last]
+        position_out = (phase[:, -1] + 1) % k
+        done_so_far = (torch.arange(k, device=device) < position_out.unsqueeze(1)).unsqueeze(-1)  # [B, K, 1]
         new_state = {
-            "latents": torch.where(last_complete.view(-1, 1, 1), updated[last], seg_latents[last]),
-            "chunk_inputs": torch.where(
-                last_complete.view(-1, 1, 1), torch.zeros_like(packed[last]), packed[last]
-            ),
-            "position": (phase[:, -1] + 1) % k,
+            "latents": torch.where(seg_complete[last].view(-1, 1, 1), updated[last], seg_latents[last]),
+            "chunk_inputs": packed[last] * done_so_far,
+            "chunk_outputs": fast_out[last] * done_so_far,
+            "position": position_out,
         }
         return y, new_state
