@@ -379,9 +379,7 @@ def plot_attention(model: MemoryPPO, side: SuiteSide, path: Path, deterministic:
             alpha=0.5 if dense else 0.9,
             linestyle="--",
         )
-    axes.set_xlabel(
-        f"episode step (dashed: chunk boundaries every {chunk} steps, where the slow latents update)"
-    )
+    axes.set_xlabel(f"episode step (dashed: chunk boundaries every {chunk} steps, the slow latents update)")
     axes.set_ylabel("slow latent")
     axes.set_yticks(range(n_latents))
     outcome = "success" if success else "failure"
@@ -389,7 +387,7 @@ def plot_attention(model: MemoryPPO, side: SuiteSide, path: Path, deterministic:
     axes.set_title(title, fontsize=10)
     figure.colorbar(heatmap, ax=axes, label="attention weight")
     tmp = path.with_name(path.name + ".tmp")
-    figure.savefig(tmp, format="png", dpi=100)
+    figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")  # long titles and labels stay whole
     tmp.replace(path)
     return f"{steps} steps of {side.env_id} ({outcome}), {n_latents} latents, chunk size {chunk}"
 
