@@ -19,6 +19,7 @@ from stable_baselines3.common.envs import (
     SimpleMultiObsEnv,
 )
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.vec_env import VecNormalize
 
 from agents import MemoryPPO
 from envs import make_env
@@ -199,3 +200,20 @@ def test_bad_sequence_settings_are_clear_errors(kwargs: dict, message: str) -> N
 def test_unknown_memory_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown memory 'lstn'"):
         MemoryPPO("MlpPolicy", "CartPole-v1", policy_kwargs=dict(memory="lstn"))
+
+
+def test_vec_normalize_and_set_env_work_unchanged(tmp_path: Path) -> None:
+    env = VecNormalize(make_vec_env("Pendulum-v1", n_envs=2, seed=0))
+    model = tiny_model(env, "tlb", batch_size=48)
+    model.learn(48)
+    assert model.get_vec_normalize_env() is env and env.obs_rms.count > 1
+    model.save(tmp_path / "model.zip")
+    env.save(str(tmp_path / "vecnormalize.pkl"))
+
+    other = VecNormalize.load(
+        str(tmp_path / "vecnormalize.pkl"), make_vec_env("Pendulum-v1", n_envs=3, seed=1)
+    )
+    loaded = MemoryPPO.load(tmp_path / "model.zip", env=other)
+    loaded.learn(72, reset_num_timesteps=False)  # a new env with another number of envs
+    assert loaded.num_timesteps == 48 + 72
+    assert next(iter(loaded._last_memory_state.values())).shape[0] == 3
