@@ -1,8 +1,9 @@
-"""Time one ``memory.sequence`` call (forward + backward) for every memory, interleaved in one run.
+"""Time one ``memory.sequence`` call for every memory, interleaved in one run.
 
     python benchmarks/sequence_speed.py            # B=16, T=128, D=128, 1 torch thread
 
-Prints the median milliseconds per call and the ratio to the lstm anchor measured in the same run.
+Prints the median milliseconds per call (forward only, and forward + backward) and the ratio to the lstm
+anchor measured in the same run.
 """
 
 from __future__ import annotations
@@ -39,19 +40,26 @@ def main() -> None:
     }
     x = torch.randn(args.batch, args.length, d)
     starts = torch.rand(args.batch, args.length) < args.episode_start_prob
-    times: dict[str, list[float]] = {name: [] for name in memories}
+    forward: dict[str, list[float]] = {name: [] for name in memories}
+    train: dict[str, list[float]] = {name: [] for name in memories}
     for _ in range(args.repeats + 2):
         for name, memory in memories.items():  # interleaved, so machine noise hits all alike
             state = memory.initial_state(args.batch)
             begin = time.perf_counter()
+            with torch.no_grad():
+                memory.sequence(x, state, starts)
+            forward[name].append(time.perf_counter() - begin)
+            begin = time.perf_counter()
             y, _ = memory.sequence(x, state, starts)
             y.square().mean().backward()
-            times[name].append(time.perf_counter() - begin)
-    anchor = statistics.median(times["lstm"][2:])
-    print(f"sequence() forward+backward, B={args.batch} T={args.length} D={d}, {args.threads} thread(s)")
-    for name, samples in times.items():
-        median = statistics.median(samples[2:])
-        print(f"  {name:20s} {median * 1e3:8.1f} ms   {median / anchor:5.2f}x lstm")
+            train[name].append(time.perf_counter() - begin)
+    print(f"sequence(), B={args.batch} T={args.length} D={d}, {args.threads} thread(s): median ms per call")
+    for label, times in (("forward", forward), ("forward + backward", train)):
+        anchor = statistics.median(times["lstm"][2:])
+        print(f"  {label}:")
+        for name, samples in times.items():
+            median = statistics.median(samples[2:])
+            print(f"    {name:20s} {median * 1e3:8.1f} ms   {median / anchor:5.2f}x lstm")
 
 
 if __name__ == "__main__":
