@@ -172,7 +172,7 @@ def training_envs(args: argparse.Namespace) -> tuple[VecEnv, dict[str, VecEnv], 
     return env, eval_envs, seeds
 
 
-def resume_arguments(argv: list[str] | None, resume_dir: Path) -> argparse.Namespace:
+def resume_arguments(resume_dir: Path) -> argparse.Namespace:
     """The run's own resolved config, so a resumed run continues with exactly the same settings."""
     config_path = resume_dir / "config.json"
     if not config_path.is_file():
@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     resume_dir = Path(args.resume) if args.resume else None
     if resume_dir is not None:
-        args = resume_arguments(argv, resume_dir)
+        args = resume_arguments(resume_dir)
     threads = set_threads(args.threads)
     memory_kwargs = memory_kwargs_from_args(args)
     if args.n_steps * args.n_envs < args.batch_size:
