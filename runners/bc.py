@@ -33,16 +33,17 @@ from runners.cli import (
     UsageError,
     add_memory_arguments,
     default_run_dir,
+    evaluation_envs,
     make_parser,
     memory_kwargs_from_args,
     positive_float,
     positive_int,
     prepare_run_dir,
+    print_summary,
     run_main,
     set_threads,
     write_json,
 )
-from runners.ppo import EVAL_SEED_OFFSET
 
 # The model's own env only gives it its spaces (and a fine-tuning run its own envs): two envs, so that
 # runners.ppo's default rollout (n_steps 128 x 2 envs) holds one default minibatch of 256 steps.
@@ -118,7 +119,7 @@ def build_bc_model(
     return ppo.build_model(args, env, memory_kwargs)
 
 
-def evaluation_envs(
+def bc_envs(
     args: argparse.Namespace, demos: Demos, n_envs: int
 ) -> tuple[VecEnv, dict[str, VecEnv], dict[str, str]]:
     """The model's env and the named evaluation envs with their seeds (for the summary).
@@ -129,9 +130,7 @@ def evaluation_envs(
     """
     if args.suite is None:
         env = make_vec_env(demos.env_id, n_envs=MODEL_ENVS, seed=args.seed)
-        eval_seed = EVAL_SEED_OFFSET + args.seed
-        eval_env = make_vec_env(demos.env_id, n_envs=n_envs, seed=eval_seed)
-        return env, {"heldout": eval_env}, {"heldout": f"{demos.env_id}, seeds from {eval_seed}"}
+        return env, *evaluation_envs(demos.env_id, None, n_envs, args.seed)
     suite = get_suite(args.suite, demos.env_id)
     if suite.train.env_id != demos.env_id:
         raise UsageError(
@@ -145,20 +144,7 @@ def evaluation_envs(
             f"levels of suite {suite.name} (seeds {suite.train.describe_seeds()}): use demos of those seeds"
         )
     env = suite.train.make_vec_env(MODEL_ENVS, seed=args.seed)
-    eval_envs = {"train": suite.train.make_vec_env(n_envs, seed=args.seed)}
-    seeds = {"train": f"{suite.train.env_id}, seeds {suite.train.describe_seeds()}"}
-    for side in suite.heldout:
-        eval_envs[f"heldout/{side.name}"] = side.make_vec_env(n_envs, seed=args.seed)
-        seeds[f"heldout/{side.name}"] = f"{side.env_id}, seeds {side.describe_seeds()}"
-    return env, eval_envs, seeds
-
-
-def print_summary(title: str, rows: list[tuple[str, str]]) -> None:
-    """Plain aligned lines (as runners.ppo prints them): paths stay whole whatever the terminal width."""
-    width = max(len(key) for key, _ in rows)
-    print(f"\n{title}")
-    for key, value in rows:
-        print(f"  {key:<{width}}  {value}")
+    return env, *evaluation_envs(demos.env_id, suite, n_envs, args.seed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Everything that can fail on bad input happens before anything is written to disk.
     demos = load_demos(args.demos, env_id=args.env)
-    env, eval_envs, eval_seeds = evaluation_envs(args, demos, n_envs=min(args.eval_episodes, 8))
+    env, eval_envs, eval_seeds = bc_envs(args, demos, n_envs=min(args.eval_episodes, 8))
     model = build_bc_model(env, args.memory, memory_kwargs, args.features_dim, args.seed, args.device)
     trainer = BCTrainer(model, demos, config, eval_envs)
 

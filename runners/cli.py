@@ -13,7 +13,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import torch
+from stable_baselines3.common.vec_env import VecEnv
 
+from envs import make_vec_env
+from envs.suites import HELDOUT_SEED_START, Suite
 from policies.memories import MEMORY_CLASSES, memory_parameters
 
 
@@ -130,6 +133,32 @@ def prepare_run_dir(path: Path, overwrite: bool) -> Path:
         )
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def print_summary(title: str, rows: list[tuple[str, str]]) -> None:
+    """Plain aligned lines: paths stay whole (copy-pasteable) whatever the terminal width."""
+    width = max(len(key) for key, _ in rows)
+    print(f"\n{title}")
+    for key, value in rows:
+        print(f"  {key:<{width}}  {value}")
+
+
+def evaluation_envs(
+    env_id: str, suite: Suite | None, n_envs: int, seed: int
+) -> tuple[dict[str, VecEnv], dict[str, str]]:
+    """The named evaluation envs every runner logs, with their seeds (for summaries).
+
+    Without a suite: ``heldout``, ``env_id`` on seeds from ``HELDOUT_SEED_START + seed``. With one: ``train``
+    and ``heldout/<side>`` for each held-out side.
+    """
+    if suite is None:
+        eval_seed = HELDOUT_SEED_START + seed
+        env = make_vec_env(env_id, n_envs=n_envs, seed=eval_seed)
+        return {"heldout": env}, {"heldout": f"{env_id}, seeds from {eval_seed}"}
+    sides = {"train": suite.train, **{f"heldout/{side.name}": side for side in suite.heldout}}
+    envs = {name: side.make_vec_env(n_envs, seed=seed) for name, side in sides.items()}
+    seeds = {name: f"{side.env_id}, seeds {side.describe_seeds()}" for name, side in sides.items()}
+    return envs, seeds
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -36,11 +36,13 @@ from runners.cli import (
     UsageError,
     add_memory_arguments,
     default_run_dir,
+    evaluation_envs,
     make_parser,
     memory_kwargs_from_args,
     positive_float,
     positive_int,
     prepare_run_dir,
+    print_summary,
     run_main,
     set_threads,
     write_json,
@@ -145,31 +147,15 @@ def build_model(args: argparse.Namespace, env: Any, memory_kwargs: dict[str, Any
     )
 
 
-def print_summary(rows: list[tuple[str, str]]) -> None:
-    """Plain aligned lines: paths stay whole (copy-pasteable) whatever the terminal width."""
-    width = max(len(key) for key, _ in rows)
-    print("\nrunners.ppo summary")
-    for key, value in rows:
-        print(f"  {key:<{width}}  {value}")
-
-
 def training_envs(args: argparse.Namespace) -> tuple[VecEnv, dict[str, VecEnv], dict[str, str]]:
     """The training env and the named evaluation envs (with their seed ranges, for the summary)."""
     vec_env_cls = SubprocVecEnv if args.subproc else DummyVecEnv
-    n_eval = min(args.n_envs, 8)
-    if args.suite is None:
+    suite = get_suite(args.suite, args.env) if args.suite else None
+    if suite is None:
         env = make_vec_env(args.env, n_envs=args.n_envs, seed=args.seed, vec_env_cls=vec_env_cls)
-        eval_seed = EVAL_SEED_OFFSET + args.seed
-        eval_env = make_vec_env(args.env, n_envs=n_eval, seed=eval_seed)
-        return env, {"heldout": eval_env}, {"heldout": f"{args.env}, seeds from {eval_seed}"}
-    suite = get_suite(args.suite, args.env)
-    env = suite.train.make_vec_env(args.n_envs, seed=args.seed, vec_env_cls=vec_env_cls)
-    eval_envs = {"train": suite.train.make_vec_env(n_eval, seed=args.seed)}
-    seeds = {"train": f"{suite.train.env_id}, seeds {suite.train.describe_seeds()}"}
-    for side in suite.heldout:
-        eval_envs[f"heldout/{side.name}"] = side.make_vec_env(n_eval, seed=args.seed)
-        seeds[f"heldout/{side.name}"] = f"{side.env_id}, seeds {side.describe_seeds()}"
-    return env, eval_envs, seeds
+    else:
+        env = suite.train.make_vec_env(args.n_envs, seed=args.seed, vec_env_cls=vec_env_cls)
+    return env, *evaluation_envs(args.env, suite, min(args.n_envs, 8), args.seed)
 
 
 def resume_arguments(resume_dir: Path) -> argparse.Namespace:
@@ -309,7 +295,7 @@ def main(argv: list[str] | None = None) -> int:
         ("checkpoints", str(run_dir / "checkpoints")),
         ("tensorboard", f"tensorboard --logdir {run_dir}"),
     ]
-    print_summary(rows)
+    print_summary("runners.ppo summary", rows)
     return 0
 
 
