@@ -25,10 +25,15 @@ from stable_baselines3.common.vec_env import VecEnv
 from agents.buffers import MemoryDictRolloutBuffer, MemoryRolloutBuffer, SequenceStorage
 from policies.memories import MemoryState
 from policies.policy import (
+    LstmMemoryActorCriticCnnPolicy,
+    LstmMemoryActorCriticPolicy,
+    LstmMemoryMultiInputActorCriticPolicy,
     MemoryActorCriticCnnPolicy,
     MemoryActorCriticPolicy,
     MemoryMultiInputActorCriticPolicy,
 )
+
+MAX_DEFAULT_SEQUENCE_LENGTH = 32
 
 
 class TrainingDiverged(RuntimeError):
@@ -45,19 +50,41 @@ def select_rows(state: MemoryState, index: int) -> MemoryState:
     return {key: value[index : index + 1] for key, value in state.items()}
 
 
+def default_sequence_length(n_steps: int, batch_size: int, longest: int = MAX_DEFAULT_SEQUENCE_LENGTH) -> int:
+    """The largest length up to ``longest`` that divides both ``n_steps`` and ``batch_size``."""
+    return max(
+        length for length in range(1, longest + 1) if n_steps % length == 0 and batch_size % length == 0
+    )
+
+
 class MemoryPPO(PPO):
     """Proximal Policy Optimization with a memory (tlb, lstm, gru, transformer or none).
 
-    Takes every argument of SB3's ``PPO`` plus:
+    Takes every argument of SB3's ``PPO``, so every argument of sb3-contrib's ``RecurrentPPO``, with
+    RecurrentPPO's defaults ``n_steps=128`` and ``batch_size=128`` (steps per env per rollout and steps per
+    minibatch), plus:
 
     :param sequence_length: length L of the training sequences; ``n_steps`` and ``batch_size`` must be
-        multiples of it (a minibatch is ``batch_size / L`` whole sequences)
+        multiples of it (a minibatch is ``batch_size / L`` whole sequences). ``None`` (the default) picks
+        the largest length up to 32 that divides both, e.g. 32 for the defaults, 16 for ``n_steps=16``;
+        the choice is printed with ``verbose >= 1``. Longer sequences let gradients reach further back;
+        the memory state carried into each sequence comes from the rollout, so any L reproduces it.
+
+    Policies: ``"MlpPolicy"``, ``"CnnPolicy"``, ``"MultiInputPolicy"`` (any memory, ``policy_kwargs=dict(
+    memory="tlb", memory_kwargs=..., critic_memory=...)``; one memory shared by actor and critic by
+    default), and RecurrentPPO's ``"MlpLstmPolicy"``, ``"CnnLstmPolicy"``, ``"MultiInputLstmPolicy"`` (the
+    lstm memory with RecurrentPPO's ``lstm_hidden_size``, ``n_lstm_layers``, ``enable_critic_lstm``,
+    ``shared_lstm``, ``lstm_kwargs``; a separate critic LSTM by default, as there). ``predict`` carries the
+    memory state like RecurrentPPO's, as a dict of arrays instead of a tuple of LSTM states.
     """
 
     policy_aliases: ClassVar[dict[str, type[BasePolicy]]] = {
         "MlpPolicy": MemoryActorCriticPolicy,
         "CnnPolicy": MemoryActorCriticCnnPolicy,
         "MultiInputPolicy": MemoryMultiInputActorCriticPolicy,
+        "MlpLstmPolicy": LstmMemoryActorCriticPolicy,
+        "CnnLstmPolicy": LstmMemoryActorCriticCnnPolicy,
+        "MultiInputLstmPolicy": LstmMemoryMultiInputActorCriticPolicy,
     }
     policy: MemoryActorCriticPolicy
     rollout_buffer: MemoryRolloutBuffer | MemoryDictRolloutBuffer
@@ -67,13 +94,19 @@ class MemoryPPO(PPO):
         policy: str | type[MemoryActorCriticPolicy],
         env: GymEnv | str,
         learning_rate: float | Schedule = 3e-4,
-        n_steps: int = 2048,
-        batch_size: int = 64,
+        n_steps: int = 128,
+        batch_size: int = 128,
         *args: Any,
-        sequence_length: int = 32,
+        sequence_length: int | None = None,
         _init_setup_model: bool = True,
         **kwargs: Any,
     ) -> None:
+        for name, value in (("n_steps", n_steps), ("batch_size", batch_size)):
+            if int(value) != value or value <= 0:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        chosen = sequence_length is None
+        if sequence_length is None:
+            sequence_length = default_sequence_length(n_steps, batch_size)
         if int(sequence_length) != sequence_length or sequence_length <= 0:
             raise ValueError(f"sequence_length must be a positive integer, got {sequence_length!r}")
         for name, value in (("n_steps", n_steps), ("batch_size", batch_size)):
@@ -87,6 +120,11 @@ class MemoryPPO(PPO):
         super().__init__(
             policy, env, learning_rate, n_steps, batch_size, *args, _init_setup_model=False, **kwargs
         )
+        if chosen and self.verbose >= 1:
+            print(
+                f"Using sequence_length={sequence_length}: the largest length up to "
+                f"{MAX_DEFAULT_SEQUENCE_LENGTH} that divides n_steps={n_steps} and batch_size={batch_size}"
+            )
         if _init_setup_model:
             self._setup_model()
 

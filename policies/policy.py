@@ -2,9 +2,14 @@
 
     observation -> features extractor -> memory (tlb, lstm, gru, transformer, none) -> MLP -> pi, value
 
-Actor and critic read one memory output, so both losses train the memory. The policy has two modes:
-``forward``/``predict`` advance the memory one environment step at a time (rollouts, evaluation), and
-``evaluate_sequences`` runs whole training sequences through ``memory.sequence`` (chunk-parallel for tlb).
+By default actor and critic read one memory output, so both losses train the memory; ``critic_memory``
+offers sb3-contrib's alternatives (a separate critic memory, a critic reading the actor's memory without
+training it, a critic without memory). The policy has two modes: ``forward``/``predict`` advance the
+memory one environment step at a time (rollouts, evaluation), and ``evaluate_sequences`` runs whole
+training sequences through ``memory.sequence`` (chunk-parallel for tlb).
+
+``MlpLstmPolicy``, ``CnnLstmPolicy`` and ``MultiInputLstmPolicy`` are the same policy with the lstm memory
+and sb3-contrib's ``RecurrentPPO`` policy arguments (``lstm_hidden_size``, ``enable_critic_lstm``, ...).
 """
 
 from __future__ import annotations
@@ -18,11 +23,16 @@ from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, MlpExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
+from torch import nn
 
 from policies.encoder import default_features_extractor
 from policies.memories import Memory, MemoryState, make_memory
 
 NumpyState = dict[str, np.ndarray]
+
+CRITIC_MEMORY_MODES = ("shared", "separate", "detached", "none")
+# Keys of the critic memory's state inside the policy's state dict (with critic_memory="separate").
+CRITIC_STATE_PREFIX = "critic_"
 
 
 def state_to_numpy(state: MemoryState) -> NumpyState:
@@ -31,6 +41,23 @@ def state_to_numpy(state: MemoryState) -> NumpyState:
 
 def state_to_tensor(state: NumpyState | MemoryState, device: torch.device) -> MemoryState:
     return {key: torch.as_tensor(value, device=device) for key, value in state.items()}
+
+
+def resolve_critic_memory(critic_memory: str | None, share_features_extractor: bool) -> str:
+    """The critic-memory mode to build: ``None`` means one shared memory, or a separate one when the
+    features extractors are separate; a combination that cannot work is a one-line ``ValueError``."""
+    if critic_memory is None:
+        return "shared" if share_features_extractor else "separate"
+    if critic_memory not in CRITIC_MEMORY_MODES:
+        raise ValueError(
+            f"unknown critic_memory {critic_memory!r}: use one of {', '.join(map(repr, CRITIC_MEMORY_MODES))}"
+        )
+    if critic_memory in ("shared", "detached") and not share_features_extractor:
+        raise ValueError(
+            f"critic_memory={critic_memory!r} feeds one memory, which cannot read two features extractors: "
+            "with share_features_extractor=False use critic_memory='separate' (or 'none')"
+        )
+    return critic_memory
 
 
 class SequenceObservations(NamedTuple):
@@ -46,6 +73,19 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
 
     :param memory: which memory: ``"tlb"`` (default), ``"lstm"``, ``"gru"``, ``"transformer"``, ``"none"``
     :param memory_kwargs: the memory's own arguments, e.g. ``dict(chunk_size=8, n_latents=4)`` for tlb
+    :param critic_memory: what the value head reads:
+
+        - ``"shared"``: the actor's memory output; both losses train the one memory (the default);
+        - ``"separate"``: a second memory of the same kind and arguments, trained by the value loss only
+          (sb3-contrib's ``enable_critic_lstm=True``); the default when ``share_features_extractor=False``,
+          so that, as in SB3, actor and critic share no parameters;
+        - ``"detached"``: the actor's memory output without its gradient: only the actor's loss trains the
+          memory (sb3-contrib's ``shared_lstm=True``);
+        - ``"none"``: the features through a linear layer, no memory (sb3-contrib's
+          ``enable_critic_lstm=False, shared_lstm=False``).
+
+        With ``"separate"`` the memory state holds the critic memory's state too, under keys prefixed
+        ``critic_``.
     :param features_extractor_class: defaults to the BabyAI encoder for MiniGrid/BabyAI observations and
         to SB3's own choice otherwise
     Every other argument is SB3's ``ActorCriticPolicy``'s.
@@ -61,11 +101,15 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         *args: Any,
         memory: str = "tlb",
         memory_kwargs: dict[str, Any] | None = None,
+        critic_memory: str | None = None,
         features_extractor_class: type[BaseFeaturesExtractor] | None = None,
         **kwargs: Any,
     ) -> None:
         self.memory_name = memory
         self.memory_kwargs = dict(memory_kwargs or {})
+        self.critic_memory_mode = resolve_critic_memory(
+            critic_memory, kwargs.get("share_features_extractor", True)
+        )
         if features_extractor_class is None:
             features_extractor_class = default_features_extractor(observation_space)
         if kwargs.get("optimizer_class", torch.optim.Adam) is torch.optim.Adam:
@@ -88,10 +132,16 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         )
 
     def _build_mlp_extractor(self) -> None:
-        # Called by ActorCriticPolicy._build before the heads and the optimizer exist: the memory sits
-        # between the features and the MLP, and its parameters join the optimizer like the others.
-        memory_input = self.features_dim if self.share_features_extractor else 2 * self.features_dim
-        self.memory: Memory = make_memory(self.memory_name, memory_input, **self.memory_kwargs)
+        # Called by ActorCriticPolicy._build before the heads and the optimizer exist: the memories sit
+        # between the features and the MLP, and their parameters join the optimizer like the others.
+        # ``self.memory`` is the actor's memory (the only one unless critic_memory is "separate").
+        self.memory: Memory = make_memory(self.memory_name, self.features_dim, **self.memory_kwargs)
+        self.critic_memory: Memory | None = None
+        self.critic_features: nn.Module | None = None
+        if self.critic_memory_mode == "separate":
+            self.critic_memory = make_memory(self.memory_name, self.features_dim, **self.memory_kwargs)
+        elif self.critic_memory_mode == "none":
+            self.critic_features = nn.Linear(self.features_dim, self.memory.output_dim)
         self.mlp_extractor = MlpExtractor(
             self.memory.output_dim,
             net_arch=self.net_arch,
@@ -101,30 +151,82 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(memory=self.memory_name, memory_kwargs=self.memory_kwargs)
+        data.update(
+            memory=self.memory_name, memory_kwargs=self.memory_kwargs, critic_memory=self.critic_memory_mode
+        )
         return data
 
     # ------------------------------------------------------------------ the memory's inputs and outputs
 
-    def memory_inputs(self, obs: PyTorchObs) -> torch.Tensor:
-        """Features of a flat batch of observations: [B, memory.input_dim]."""
+    def _actor_critic_features(self, obs: PyTorchObs) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.extract_features(obs)
         if self.share_features_extractor:
-            return features
-        # One memory for both heads: it reads the actor's and the critic's features side by side.
-        return torch.cat(features, dim=1)
+            return features, features
+        return features  # (actor's, critic's): SB3's separate extractors
+
+    def memory_inputs(self, obs: PyTorchObs) -> torch.Tensor:
+        """Inputs of the actor's memory (``self.memory``) for a flat batch of observations:
+        [B, memory.input_dim]."""
+        return self._actor_critic_features(obs)[0]
 
     def initial_state(self, n_envs: int) -> MemoryState:
-        return self.memory.initial_state(n_envs)
+        state = self.memory.initial_state(n_envs)
+        if self.critic_memory is not None:
+            critic_state = self.critic_memory.initial_state(n_envs)
+            state = {**state, **{CRITIC_STATE_PREFIX + k: v for k, v in critic_state.items()}}
+        return state
 
-    def _heads(self, latent: torch.Tensor) -> tuple[Distribution, torch.Tensor]:
-        latent_pi, latent_vf = self.mlp_extractor(latent)
-        return self._get_action_dist_from_latent(latent_pi), self.value_net(latent_vf)
+    def _split_state(self, state: MemoryState) -> tuple[MemoryState, MemoryState]:
+        if self.critic_memory is None:
+            return state, {}
+        n = len(CRITIC_STATE_PREFIX)
+        actor = {k: v for k, v in state.items() if not k.startswith(CRITIC_STATE_PREFIX)}
+        critic = {k[n:]: v for k, v in state.items() if k.startswith(CRITIC_STATE_PREFIX)}
+        return actor, critic
+
+    def memory_latents(
+        self, obs: PyTorchObs, state: MemoryState, episode_starts: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, MemoryState]:
+        """The actor's and the critic's latents (inputs of the MLP extractor) and the next memory state.
+
+        ``episode_starts`` of shape [B] means one step of B streams (``memory.step``); of shape [M, L],
+        M sequences of L steps (``memory.sequence``), with ``obs`` flat and sequence-major ([M * L, ...]).
+        The latents are flat in both cases: [B or M * L, memory.output_dim].
+        """
+        pi_features, vf_features = self._actor_critic_features(obs)
+        actor_state, critic_state = self._split_state(state)
+
+        def run(
+            memory: Memory, x: torch.Tensor, memory_state: MemoryState
+        ) -> tuple[torch.Tensor, MemoryState]:
+            if episode_starts.dim() == 1:
+                return memory.step(x, memory_state, episode_starts)
+            n_sequences, length = episode_starts.shape
+            y, memory_state = memory.sequence(x.view(n_sequences, length, -1), memory_state, episode_starts)
+            return y.reshape(n_sequences * length, -1), memory_state
+
+        latent_pi, state = run(self.memory, pi_features, actor_state)
+        if self.critic_memory is not None:
+            latent_vf, critic_state = run(self.critic_memory, vf_features, critic_state)
+            state = {**state, **{CRITIC_STATE_PREFIX + k: v for k, v in critic_state.items()}}
+        elif self.critic_features is not None:
+            latent_vf = self.critic_features(vf_features)
+        elif self.critic_memory_mode == "detached":
+            latent_vf = latent_pi.detach()
+        else:
+            latent_vf = latent_pi
+        return latent_pi, latent_vf, state
+
+    def _heads(self, latent_pi: torch.Tensor, latent_vf: torch.Tensor) -> tuple[Distribution, torch.Tensor]:
+        distribution = self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent_pi))
+        return distribution, self.value_net(self.mlp_extractor.forward_critic(latent_vf))
 
     def step_memory(
         self, obs: PyTorchObs, state: MemoryState, episode_starts: torch.Tensor
     ) -> tuple[torch.Tensor, MemoryState]:
-        return self.memory.step(self.memory_inputs(obs), state, episode_starts)
+        """The actor's latent of one step and the next memory state."""
+        latent_pi, _, state = self.memory_latents(obs, state, episode_starts)
+        return latent_pi, state
 
     # ------------------------------------------------------------------ step mode (rollouts, predict)
 
@@ -136,8 +238,8 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         deterministic: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, MemoryState]:
         """One environment step: actions, values, log-probabilities and the next memory state."""
-        latent, state = self.step_memory(obs, state, episode_starts)
-        distribution, values = self._heads(latent)
+        latent_pi, latent_vf, state = self.memory_latents(obs, state, episode_starts)
+        distribution, values = self._heads(latent_pi, latent_vf)
         actions = distribution.get_actions(deterministic=deterministic)
         log_prob = distribution.log_prob(actions)
         return actions.reshape((-1, *self.action_space.shape)), values, log_prob, state
@@ -146,8 +248,8 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         self, obs: PyTorchObs, state: MemoryState, episode_starts: torch.Tensor
     ) -> torch.Tensor:
         """Values of one step's observations, given the memory state before them."""
-        latent, _ = self.step_memory(obs, state, episode_starts)
-        return self.value_net(self.mlp_extractor.forward_critic(latent))
+        _, latent_vf, _ = self.memory_latents(obs, state, episode_starts)
+        return self.value_net(self.mlp_extractor.forward_critic(latent_vf))
 
     def get_distribution(  # type: ignore[override]
         self, obs: PyTorchObs, state: MemoryState, episode_starts: torch.Tensor
@@ -223,10 +325,8 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         ``state`` the memory state before each sequence's first step. The encoder runs on all M * L
         observations at once and the memory on the M sequences at once.
         """
-        n_sequences, length = episode_starts.shape
-        inputs = self.memory_inputs(obs).view(n_sequences, length, -1)
-        latent, _ = self.memory.sequence(inputs, state, episode_starts)
-        distribution, values = self._heads(latent.reshape(n_sequences * length, -1))
+        latent_pi, latent_vf, _ = self.memory_latents(obs, state, episode_starts)
+        distribution, values = self._heads(latent_pi, latent_vf)
         return values, distribution.log_prob(actions), distribution.entropy()
 
 
@@ -237,3 +337,88 @@ class MemoryActorCriticCnnPolicy(MemoryActorCriticPolicy):
 class MemoryMultiInputActorCriticPolicy(MemoryActorCriticPolicy):
     """``"MultiInputPolicy"``: Dict observations (the BabyAI encoder for MiniGrid/BabyAI, SB3's
     CombinedExtractor for any other Dict)."""
+
+
+class LstmMemoryActorCriticPolicy(MemoryActorCriticPolicy):
+    """``"MlpLstmPolicy"``: the lstm memory with sb3-contrib's ``RecurrentActorCriticPolicy`` arguments.
+
+    :param lstm_hidden_size: width of the LSTM (RecurrentPPO's default 256)
+    :param n_lstm_layers: number of LSTM layers
+    :param shared_lstm: one LSTM whose output the critic reads without training it (``critic_memory=
+        "detached"``)
+    :param enable_critic_lstm: a separate LSTM for the critic (``critic_memory="separate"``), RecurrentPPO's
+        default; with neither, the critic reads the features through a linear layer (``"none"``)
+    :param lstm_kwargs: further ``nn.LSTM`` arguments (``dropout``, ``bias``)
+    Every other argument is ``MemoryActorCriticPolicy``'s, i.e. SB3's ``ActorCriticPolicy``'s.
+    """
+
+    def __init__(
+        self,
+        observation_space: spaces.Space,
+        action_space: spaces.Space,
+        lr_schedule: Schedule,
+        net_arch: list[int] | dict[str, list[int]] | None = None,
+        activation_fn: type[torch.nn.Module] = torch.nn.Tanh,
+        *args: Any,
+        lstm_hidden_size: int = 256,
+        n_lstm_layers: int = 1,
+        shared_lstm: bool = False,
+        enable_critic_lstm: bool = True,
+        lstm_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        for name in ("memory", "memory_kwargs", "critic_memory"):
+            if name in kwargs:
+                raise ValueError(
+                    f"the Lstm policies take no {name}: use lstm_hidden_size, n_lstm_layers, lstm_kwargs, "
+                    "enable_critic_lstm and shared_lstm, or MlpPolicy/CnnPolicy/MultiInputPolicy with "
+                    "memory=..., memory_kwargs=..., critic_memory=..."
+                )
+        if shared_lstm and enable_critic_lstm:
+            raise ValueError(
+                "shared_lstm=True and enable_critic_lstm=True exclude each other: choose a shared LSTM "
+                "(enable_critic_lstm=False), a separate critic LSTM (shared_lstm=False) or neither"
+            )
+        if shared_lstm and not kwargs.get("share_features_extractor", True):
+            raise ValueError(
+                "shared_lstm=True needs share_features_extractor=True: one LSTM cannot read two features "
+                "extractors; use enable_critic_lstm=True for separate actor and critic networks"
+            )
+        self.lstm_hidden_size, self.n_lstm_layers = lstm_hidden_size, n_lstm_layers
+        self.shared_lstm, self.enable_critic_lstm = shared_lstm, enable_critic_lstm
+        self.lstm_kwargs = dict(lstm_kwargs or {})
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            net_arch,
+            activation_fn,
+            *args,
+            memory="lstm",
+            memory_kwargs=dict(
+                hidden_size=lstm_hidden_size, n_layers=n_lstm_layers, rnn_kwargs=self.lstm_kwargs
+            ),
+            critic_memory="detached" if shared_lstm else "separate" if enable_critic_lstm else "none",
+            **kwargs,
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        for name in ("memory", "memory_kwargs", "critic_memory"):
+            del data[name]
+        data.update(
+            lstm_hidden_size=self.lstm_hidden_size,
+            n_lstm_layers=self.n_lstm_layers,
+            shared_lstm=self.shared_lstm,
+            enable_critic_lstm=self.enable_critic_lstm,
+            lstm_kwargs=self.lstm_kwargs,
+        )
+        return data
+
+
+class LstmMemoryActorCriticCnnPolicy(LstmMemoryActorCriticPolicy):
+    """``"CnnLstmPolicy"``: RecurrentPPO's arguments, image observations through NatureCNN by default."""
+
+
+class LstmMemoryMultiInputActorCriticPolicy(LstmMemoryActorCriticPolicy):
+    """``"MultiInputLstmPolicy"``: RecurrentPPO's arguments, Dict observations."""

@@ -75,12 +75,71 @@ def test_first_update_has_zero_approx_kl(memory: str) -> None:
     assert model.logger.name_to_value["train/clip_fraction"] == 0.0
 
 
-def test_separate_actor_and_critic_extractors_share_one_memory() -> None:
+def critic_grad_norms(model: MemoryPPO) -> tuple[float, float]:
+    """Gradient norms of the actor's memory and of the critic's memory (if any) after a value loss alone."""
+    policy = model.policy
+    batch = next(model.rollout_buffer.get(model.batch_size))
+    policy.zero_grad()
+    values, _, _ = policy.evaluate_actions(batch.observations, batch.actions.long().flatten())
+    values.pow(2).mean().backward()
+
+    def norm(module: torch.nn.Module | None) -> float:
+        grads = [p.grad.norm() for p in module.parameters() if p.grad is not None] if module else []
+        return float(sum(grads)) if grads else 0.0
+
+    return norm(policy.memory), norm(policy.critic_memory)
+
+
+@pytest.mark.parametrize(
+    "policy_kwargs, mode",
+    [
+        (dict(share_features_extractor=False), "separate"),  # as in SB3: no parameter shared
+        (dict(critic_memory="separate"), "separate"),
+        (dict(critic_memory="detached"), "detached"),
+        (dict(critic_memory="none"), "none"),
+        (dict(critic_memory="none", share_features_extractor=False), "none"),
+    ],
+)
+@pytest.mark.parametrize("memory", ["tlb", "lstm"])
+def test_critic_memory_options_train_what_they_say_and_keep_the_first_update_exact(
+    memory: str, policy_kwargs: dict[str, Any], mode: str
+) -> None:
     env = make_vec_env("CartPole-v1", n_envs=2, seed=2)
-    model = tiny_model(env, "tlb", policy_kwargs=dict(share_features_extractor=False))
-    assert model.policy.memory.input_dim == 2 * model.policy.features_dim
+    model = tiny_model(env, memory, policy_kwargs=policy_kwargs)
+    policy = model.policy
+    assert policy.critic_memory_mode == mode
+    assert policy.memory.input_dim == policy.features_dim
+    assert (policy.critic_memory is not None) == (mode == "separate")
+    state = policy.initial_state(3)
+    critic_keys = [key for key in state if key.startswith("critic_")]
+    assert bool(critic_keys) == (mode == "separate")
     model.learn(48)
     assert abs(model.logger.name_to_value["train/approx_kl"]) < 1e-6
+    actor_grad, critic_grad = critic_grad_norms(model)
+    assert actor_grad == 0.0, "the value loss must not train the actor's memory"
+    assert (critic_grad > 0.0) == (mode == "separate")
+
+
+def test_shared_memory_is_trained_by_the_value_loss_too() -> None:
+    model = tiny_model(make_vec_env("CartPole-v1", n_envs=2, seed=2), "tlb")
+    assert model.policy.critic_memory_mode == "shared" and model.policy.critic_memory is None
+    model.learn(48)
+    actor_grad, _ = critic_grad_norms(model)
+    assert actor_grad > 0.0
+
+
+@pytest.mark.parametrize(
+    "policy_kwargs, message",
+    [
+        (dict(critic_memory="shared", share_features_extractor=False), "use critic_memory='separate'"),
+        (dict(critic_memory="detached", share_features_extractor=False), "use critic_memory='separate'"),
+        (dict(critic_memory="both"), "unknown critic_memory 'both'"),
+    ],
+)
+def test_impossible_critic_memory_settings_are_one_line_errors(policy_kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as error:
+        tiny_model("CartPole-v1", "tlb", policy_kwargs=policy_kwargs)
+    assert "\n" not in str(error.value)
 
 
 def test_memory_state_follows_observations_when_a_callback_stops_early() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -14,18 +16,51 @@ class RecurrentMemory(Memory):
     ``sequence`` calls the fused kernel once per stretch of time in which no row starts an episode, so a
     batch of long episodes costs a handful of kernel calls instead of one Python step per time step.
     State tensors are batch-first: ``h`` (and ``c`` for the LSTM) are [B, n_layers, hidden_size].
+
+    :param input_dim: width of the per-step features
+    :param hidden_size: width of the hidden state and of the outputs
+    :param n_layers: number of stacked layers
+    :param rnn_kwargs: further arguments of ``nn.LSTM``/``nn.GRU`` (``bias``, ``dropout``), as
+        sb3-contrib's ``lstm_kwargs``. Dropout is active in training only, so with it the first PPO update
+        no longer reproduces the rollout exactly (as in RecurrentPPO).
     """
 
     rnn_class: type[nn.RNNBase]
     state_keys: tuple[str, ...]
+    # nn.LSTM/nn.GRU arguments the memory sets itself or cannot honour, with what to use instead.
+    REFUSED_RNN_KWARGS: dict[str, str] = {
+        "input_size": "it is the features' width",
+        "hidden_size": "use hidden_size (lstm_hidden_size)",
+        "num_layers": "use n_layers (n_lstm_layers)",
+        "batch_first": "the memory sets it",
+        "bidirectional": "a policy cannot read future steps; use a larger hidden_size or n_layers",
+        "proj_size": "use hidden_size for the output width",
+        "device": "use MemoryPPO(device=...)",
+        "dtype": "the policy's dtype is float32",
+    }
 
-    def __init__(self, input_dim: int, hidden_size: int = 128, n_layers: int = 1) -> None:
+    def __init__(
+        self,
+        input_dim: int,
+        hidden_size: int = 128,
+        n_layers: int = 1,
+        rnn_kwargs: dict[str, Any] | None = None,
+    ) -> None:
         check_positive("hidden_size", hidden_size)
         check_positive("n_layers", n_layers)
+        rnn_kwargs = dict(rnn_kwargs or {})
+        for key in rnn_kwargs:
+            if key in self.REFUSED_RNN_KWARGS:
+                raise ValueError(
+                    f"{self.rnn_class.__name__} argument {key!r} is not supported here: "
+                    f"{self.REFUSED_RNN_KWARGS[key]}"
+                )
         super().__init__(input_dim)
         self.hidden_size, self.n_layers = hidden_size, n_layers
         self.output_dim = hidden_size
-        self.rnn = self.rnn_class(self.input_dim, hidden_size, num_layers=n_layers, batch_first=True)
+        self.rnn = self.rnn_class(
+            self.input_dim, hidden_size, num_layers=n_layers, batch_first=True, **rnn_kwargs
+        )
 
     def initial_state(self, batch_size: int) -> MemoryState:
         zeros = self._anchor.new_zeros(batch_size, self.n_layers, self.hidden_size)
