@@ -1,18 +1,30 @@
-"""Training throughput on BabyAI: MemoryPPO(tlb) against sb3-contrib's RecurrentPPO and SB3's PPO.
+"""Training throughput: MemoryPPO(tlb) against anchors measured in the same run, interleaved.
 
-    python benchmarks/throughput.py                     # BabyAI-GoToLocal-v0, 16 envs, n_steps 128
+    python benchmarks/throughput.py                        # BabyAI-GoToLocal-v0, BabyAI encoder, 16 envs
+    python benchmarks/throughput.py --encoder flat         # same, SB3's CombinedExtractor
+    python benchmarks/throughput.py --task cartpole-novel  # CartPole without velocities, sb3-contrib's test
 
-All three use the same observation encoder (policies.encoder.BabyAIFeaturesExtractor), the same n_envs,
-n_steps, batch size, epochs and memory width; they are interleaved round by round in one process so
-machine noise hits them alike. Prints frames per second (rollout + training) and the ratios; the targets
-are MemoryPPO(tlb) >= 3x RecurrentPPO and >= 0.6x memoryless PPO.
+``--task babyai`` (default): MemoryPPO(tlb), sb3-contrib's RecurrentPPO, SB3's PPO and MemoryPPO with
+``memory="none"``, all with the same observation encoder, n_envs, n_steps, batch size, epochs and memory
+width. Targets: tlb >= 3x RecurrentPPO, >= 0.6x SB3's PPO, >= 0.85x MemoryPPO(none).
+
+``--task cartpole-novel``: MemoryPPO with tlb, lstm and none on CartPole observing only positions, with
+sb3-contrib's RecurrentPPO test settings (8 envs, n_steps 128, batch 256, 10 epochs, lr 7e-4,
+net_arch=dict(vf=[64], pi=[]), ortho_init False, VecNormalize; the settings of
+``benchmarks/memory_tasks.py --task cartpole-novel``). There the memory is most of the work. Target:
+tlb >= 0.5x lstm.
+
+The models are interleaved round by round in one process so machine noise hits them alike. Prints frames
+per second (rollout + training) and the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -25,13 +37,16 @@ from agents import MemoryPPO
 from envs import make_vec_env
 from policies.encoder import BabyAIFeaturesExtractor
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from memory_tasks import MEMORY_KWARGS, TASKS, make_envs  # noqa: E402
 
-def builders(args: argparse.Namespace) -> dict[str, Callable[[], BaseAlgorithm]]:
+
+def babyai_builders(args: argparse.Namespace) -> dict[str, Callable[[], BaseAlgorithm]]:
     common: dict[str, Any] = dict(
         n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs, seed=0, device="cpu"
     )
-    # "babyai": all three use our BabyAI encoder; "flat": all three use SB3's CombinedExtractor (flattened
-    # cell codes, direction and mission ids), where the memory's own cost is most of the work.
+    # "babyai": all use our BabyAI encoder; "flat": all use SB3's CombinedExtractor (flattened cell codes,
+    # direction and mission ids), where the memory's own cost is most of the work.
     encoder = (
         dict(features_extractor_class=BabyAIFeaturesExtractor)
         if args.encoder == "babyai"
@@ -41,16 +56,17 @@ def builders(args: argparse.Namespace) -> dict[str, Callable[[], BaseAlgorithm]]
     def env() -> Any:
         return make_vec_env(args.env, n_envs=args.n_envs, seed=0)
 
-    return {
-        "MemoryPPO(tlb)": lambda: MemoryPPO(
+    def memory_ppo(memory: str, memory_kwargs: dict[str, Any]) -> BaseAlgorithm:
+        return MemoryPPO(
             "MultiInputPolicy",
             env(),
             sequence_length=args.sequence_length,
-            policy_kwargs=dict(
-                memory="tlb", memory_kwargs=dict(d_model=args.width, chunk_size=8, n_latents=4), **encoder
-            ),
+            policy_kwargs=dict(memory=memory, memory_kwargs=memory_kwargs, **encoder),
             **common,
-        ),
+        )
+
+    return {
+        "MemoryPPO(tlb)": lambda: memory_ppo("tlb", dict(d_model=args.width, chunk_size=8, n_latents=4)),
         "RecurrentPPO(lstm)": lambda: RecurrentPPO(
             "MultiInputLstmPolicy",
             env(),
@@ -58,29 +74,75 @@ def builders(args: argparse.Namespace) -> dict[str, Callable[[], BaseAlgorithm]]
             **common,
         ),
         "PPO(no memory)": lambda: PPO("MultiInputPolicy", env(), policy_kwargs=encoder, **common),
+        "MemoryPPO(none)": lambda: memory_ppo("none", {}),
     }
+
+
+def cartpole_builders(args: argparse.Namespace) -> dict[str, Callable[[], BaseAlgorithm]]:
+    task = TASKS["cartpole-novel"]
+
+    def memory_ppo(memory: str) -> BaseAlgorithm:
+        ppo = dict(task.ppo)
+        train_env, _ = make_envs("cartpole-novel", ppo.pop("n_envs"), seed=0)
+        memory_kwargs = dict(MEMORY_KWARGS[memory])
+        if args.width is not None and memory != "none":
+            memory_kwargs["d_model" if "d_model" in memory_kwargs else "hidden_size"] = args.width
+        return MemoryPPO(
+            "MlpPolicy",
+            train_env,
+            seed=0,
+            device="cpu",
+            policy_kwargs=dict(memory=memory, memory_kwargs=memory_kwargs, **task.policy),
+            **ppo,
+        )
+
+    return {f"MemoryPPO({memory})": (lambda m=memory: memory_ppo(m)) for memory in ("tlb", "lstm", "none")}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--env", default="BabyAI-GoToLocal-v0")
-    parser.add_argument("--n-envs", type=int, default=16)
-    parser.add_argument("--n-steps", type=int, default=128)
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--n-epochs", type=int, default=4)
-    parser.add_argument("--sequence-length", type=int, default=32)
-    parser.add_argument("--width", type=int, default=128, help="memory width: tlb d_model, lstm hidden size")
+    parser.add_argument("--task", choices=["babyai", "cartpole-novel"], default="babyai")
+    parser.add_argument("--env", default="BabyAI-GoToLocal-v0", help="babyai task only")
+    parser.add_argument("--n-envs", type=int, default=16, help="babyai task only")
+    parser.add_argument("--n-steps", type=int, default=128, help="babyai task only")
+    parser.add_argument("--batch-size", type=int, default=256, help="babyai task only")
+    parser.add_argument("--n-epochs", type=int, default=4, help="babyai task only")
+    parser.add_argument("--sequence-length", type=int, default=32, help="babyai task only")
+    parser.add_argument(
+        "--width",
+        type=int,
+        default=None,
+        help="memory width (tlb d_model, lstm hidden size); default 128 on babyai, 64 on cartpole-novel "
+        "(benchmarks/memory_tasks.py's widths)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="measured rounds (after one warm-up round)")
     parser.add_argument("--rollouts-per-round", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--encoder", choices=["babyai", "flat"], default="babyai", help="shared by all three")
+    parser.add_argument(
+        "--encoder", choices=["babyai", "flat"], default="babyai", help="babyai task only: shared by all"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    models = {name: build() for name, build in builders(args).items()}
-    frames_per_round = args.rollouts_per_round * args.n_steps * args.n_envs
+    if args.task == "babyai":
+        args.width = args.width or 128
+        models = {name: build() for name, build in babyai_builders(args).items()}
+        frames_per_rollout = args.n_steps * args.n_envs
+        header = (
+            f"{args.env}: n_envs={args.n_envs} n_steps={args.n_steps} batch={args.batch_size} "
+            f"epochs={args.n_epochs} width={args.width} encoder={args.encoder}"
+        )
+    else:
+        models = {name: build() for name, build in cartpole_builders(args).items()}
+        ppo = TASKS["cartpole-novel"].ppo
+        frames_per_rollout = ppo["n_steps"] * ppo["n_envs"]
+        header = (
+            f"CartPole without velocities: n_envs={ppo['n_envs']} n_steps={ppo['n_steps']} "
+            f"batch={ppo['batch_size']} epochs={ppo['n_epochs']} width={args.width or 64}"
+        )
+    frames_per_round = args.rollouts_per_round * frames_per_rollout
     seconds = dict.fromkeys(models, 0.0)
     for round_index in range(args.rounds + 1):
         for name, model in models.items():
@@ -90,16 +152,16 @@ def main() -> None:
                 seconds[name] += time.perf_counter() - begin
     fps = {name: args.rounds * frames_per_round / seconds[name] for name in models}
 
-    print(
-        f"{args.env}: n_envs={args.n_envs} n_steps={args.n_steps} batch={args.batch_size} "
-        f"epochs={args.n_epochs} width={args.width} encoder={args.encoder}, {args.threads} torch thread(s), "
-        f"{args.rounds} x {frames_per_round} frames each"
-    )
+    print(f"{header}, {args.threads} torch thread(s), {args.rounds} x {frames_per_round} frames each")
     for name, value in fps.items():
         print(f"  {name:20s} {value:8.0f} frames/s")
     tlb = fps["MemoryPPO(tlb)"]
-    print(f"  ratio tlb / RecurrentPPO = {tlb / fps['RecurrentPPO(lstm)']:.2f} (target >= 3)")
-    print(f"  ratio tlb / PPO          = {tlb / fps['PPO(no memory)']:.2f} (target >= 0.6)")
+    if args.task == "babyai":
+        print(f"  ratio tlb / RecurrentPPO    = {tlb / fps['RecurrentPPO(lstm)']:.2f} (target >= 3)")
+        print(f"  ratio tlb / PPO             = {tlb / fps['PPO(no memory)']:.2f} (target >= 0.6)")
+        print(f"  ratio tlb / MemoryPPO(none) = {tlb / fps['MemoryPPO(none)']:.2f} (target >= 0.85)")
+    else:
+        print(f"  ratio tlb / MemoryPPO(lstm) = {tlb / fps['MemoryPPO(lstm)']:.2f} (target >= 0.5)")
 
 
 if __name__ == "__main__":
