@@ -1,4 +1,10 @@
-"""Episode statistics of a trained model: success rate, return and length, with a confidence interval."""
+"""Episode statistics of a trained model: success rate, return and length, with a confidence interval.
+
+Success is read at each episode's end from the env's own signal (``info["is_success"]``, as SB3's
+``EvalCallback`` reads it, or ``info["success"]``; also inside a ``Monitor``'s ``info["episode"]``), so it
+does not depend on a ``Monitor``. An env that never gives one has *no success signal*: its success rate is
+NaN (``has_success_signal`` false, ``success_summary()`` says so), never a silent 0.
+"""
 
 from __future__ import annotations
 
@@ -23,14 +29,44 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return (max(0.0, centre - half), min(1.0, centre + half))
 
 
+SUCCESS_KEYS = ("is_success", "success")
+NO_SUCCESS_SIGNAL = "no success signal"
+
+
+def episode_success(info: dict[str, Any]) -> bool | None:
+    """The success signal of a finished episode's last ``info``, or ``None`` if the env gives none."""
+    for source in (info, info.get("episode") or {}):
+        for key in SUCCESS_KEYS:
+            if source.get(key) is not None:
+                return bool(source[key])
+    return None
+
+
 @dataclass
 class EvaluationResult:
+    """Statistics of ``episodes`` finished episodes.
+
+    ``successes``, ``success_rate`` and ``success_ci95`` are ``None``, NaN and (NaN, NaN) when the env gives
+    no success signal; an episode without one among episodes with one counts as a failure.
+    """
+
     episodes: int
-    successes: int
+    successes: int | None
     success_rate: float
     success_ci95: tuple[float, float]
     mean_return: float
     mean_length: float
+
+    @property
+    def has_success_signal(self) -> bool:
+        return self.successes is not None
+
+    def success_summary(self) -> str:
+        """``"0.700 [95% CI 0.400-0.890]"``, or ``"no success signal"``."""
+        if not self.has_success_signal:
+            return NO_SUCCESS_SIGNAL
+        low, high = self.success_ci95
+        return f"{self.success_rate:.3f} [95% CI {low:.3f}-{high:.3f}]"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -40,13 +76,16 @@ def evaluate_model(
     model: BaseAlgorithm, env: VecEnv, n_episodes: int, deterministic: bool = True
 ) -> EvaluationResult:
     """Run ``n_episodes`` with SB3's ``evaluate_policy`` (which carries the memory state through
-    ``model.predict``) and count successes from the ``is_success`` flag of each finished episode."""
-    successes: list[bool] = []
+    ``model.predict``) and count successes from the success signal of each finished episode
+    (``episode_success``), with or without a ``Monitor``."""
+    successes: list[bool | None] = []
 
     def record_success(locals_: dict[str, Any], _: dict[str, Any]) -> None:
+        # An episode end exactly as evaluate_policy counts one: with a Monitor only where it reports the
+        # episode (an Atari life loss is a "done" without it), otherwise at every done.
         info = locals_["info"]
-        if locals_["done"] and "episode" in info:  # a real episode end, as counted by evaluate_policy
-            successes.append(bool(info.get("is_success", False)))
+        if locals_["done"] and ("episode" in info or not locals_["is_monitor_wrapped"]):
+            successes.append(episode_success(info))
 
     returns, lengths = evaluate_policy(
         model,
@@ -58,12 +97,17 @@ def evaluate_model(
         warn=False,
     )
     n = len(returns)
-    won = int(sum(successes[:n]))
+    signals = successes[:n]
+    if all(signal is None for signal in signals):
+        won, rate, interval = None, math.nan, (math.nan, math.nan)
+    else:
+        won = sum(bool(signal) for signal in signals)
+        rate, interval = won / max(n, 1), wilson_interval(won, n)
     return EvaluationResult(
         episodes=n,
         successes=won,
-        success_rate=won / max(n, 1),
-        success_ci95=wilson_interval(won, n),
+        success_rate=rate,
+        success_ci95=interval,
         mean_return=float(np.mean(returns)),
         mean_length=float(np.mean(lengths)),
     )
