@@ -238,6 +238,40 @@ def test_ppo_multi_dimensional_action_space() -> None:
     evaluate_policy(model, model.get_env())
 
 
+TINY_MEMORIES: dict[str, dict[str, Any]] = {
+    "tlb": dict(d_model=16, n_heads=2, chunk_size=5, n_latents=2),
+    "lstm": dict(hidden_size=16),
+    "gru": dict(hidden_size=16),
+    "transformer": dict(d_model=16, n_heads=2, window=6),
+    "none": dict(),
+}
+
+
+@pytest.mark.parametrize("memory", list(TINY_MEMORIES))
+@pytest.mark.parametrize(
+    "policy, env, n_steps",
+    [
+        ("MlpPolicy", "Pendulum-v1", 16),
+        ("MlpPolicy", "CartPole-v1", 16),
+        ("MultiInputPolicy", "dict", 32),
+        ("CnnPolicy", "image", 16),
+    ],
+)
+def test_recurrent_ppo_scenarios_run_with_every_memory(
+    policy: str, env: Any, n_steps: int, memory: str
+) -> None:
+    """RecurrentPPO's settings (n_steps 16 or 32, its default batch size) with MemoryPPO's own policies."""
+    policy_kwargs: dict[str, Any] = dict(memory=memory, memory_kwargs=TINY_MEMORIES[memory])
+    if env == "dict":
+        env = make_vec_env("CartPole-v1", n_envs=1, wrapper_class=ToDictWrapper)
+    elif env == "image":
+        env = FakeImageEnv(screen_height=40, screen_width=40, n_channels=3)
+        policy_kwargs["features_extractor_kwargs"] = dict(features_dim=32)
+    model = MemoryPPO(policy, env, n_steps=n_steps, n_epochs=2, seed=0, policy_kwargs=policy_kwargs)
+    model.learn(total_timesteps=2 * n_steps)
+    assert model.num_timesteps == 2 * n_steps
+
+
 # ---------------------------------------------------------------------- the sequence length
 
 
