@@ -117,11 +117,81 @@ def test_tlb_sequence_loops_over_chunks_not_steps(monkeypatch: pytest.MonkeyPatc
     memory = TemporalLatentBottleneck(d_model=16, n_latents=2, chunk_size=8, n_heads=2, input_dim=INPUT_DIM)
     state = warm_state(memory, 16)
     calls = []
-    original = memory.fast_stream
-    monkeypatch.setattr(memory, "fast_stream", lambda *a: calls.append(1) or original(*a))
+    for name in ("fast_stream", "fast_head", "fast_tail"):
+        original = getattr(memory, name)
+        monkeypatch.setattr(memory, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
     starts = torch.rand(16, 64) < 0.05
     memory.sequence(torch.randn(16, 64, INPUT_DIM), state, starts)
-    assert len(calls) <= 64 // 8 + 1
+    # What does not read the slow latents runs once for all chunks; the rest once per chunk generation.
+    assert calls.count("fast_head") == 1
+    assert 64 // 8 <= calls.count("fast_tail") <= 64 // 8 + 1
+    assert "fast_stream" not in calls
+
+
+@pytest.mark.parametrize("length", [1, 5, 8, 13, 32, 37])
+@pytest.mark.parametrize("kwargs", [dict(), dict(n_layers=2, cross_every=2), dict(n_layers=3, cross_every=1)])
+def test_tlb_sequence_equals_folded_steps_for_random_episode_boundaries(length: int, kwargs: dict) -> None:
+    """The default chunk and latent counts, random episode ends, sequences shorter than a chunk or not a
+    multiple of it, starting mid-chunk: the generation-packed sequence() still equals the steps."""
+    torch.manual_seed(length)
+    memory = TemporalLatentBottleneck(d_model=16, n_heads=2, input_dim=INPUT_DIM, **kwargs)
+    batch = 8
+    _, state = memory.fold_steps(
+        torch.randn(batch, 11, INPUT_DIM), memory.initial_state(batch), torch.rand(batch, 11) < 0.2
+    )
+    x = torch.randn(batch, length, INPUT_DIM)
+    starts = torch.rand(batch, length) < 0.15
+    starts[0] = False  # one row continues its episode throughout
+    y_steps, state_steps = memory.fold_steps(x, state, starts)
+    y_seq, state_seq = memory.sequence(x, state, starts)
+    assert (y_steps - y_seq).abs().max() < 1e-5
+    assert state_steps.keys() == state_seq.keys()
+    for key in state_steps:
+        assert (state_steps[key].float() - state_seq[key].float()).abs().max() < 1e-5, key
+
+
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_tlb_steps_after_a_weight_change_replay_the_chunk_like_sequence(n_layers: int) -> None:
+    """A state carries caches of its chunk so far (fast-stream outputs, keys and values); after an
+    optimizer step a rollout continuing that chunk must use the new weights for it, as training does."""
+    torch.manual_seed(0)
+    memory = TemporalLatentBottleneck(
+        d_model=16, n_latents=2, chunk_size=4, n_heads=2, n_layers=n_layers, input_dim=INPUT_DIM
+    )
+    batch = 3
+    _, state = memory.fold_steps(
+        torch.randn(batch, 6, INPUT_DIM), memory.initial_state(batch), torch.zeros(batch, 6)
+    )
+    assert (state["position"] > 0).all()
+    optimizer = torch.optim.SGD(memory.parameters(), lr=0.01)
+    y, _ = memory.sequence(
+        torch.randn(batch, 5, INPUT_DIM), memory.initial_state(batch), torch.ones(batch, 5)
+    )
+    y.square().sum().backward()
+    optimizer.step()
+    x = torch.randn(batch, 7, INPUT_DIM)
+    starts = torch.zeros(batch, 7, dtype=torch.bool)
+    with torch.no_grad():
+        y_steps, state_steps = memory.fold_steps(x, state, starts)
+        y_seq, state_seq = memory.sequence(x, state, starts)
+    assert (y_steps - y_seq).abs().max() < 1e-5
+    assert (state_steps["latents"] - state_seq["latents"]).abs().max() < 1e-5
+    # A state from sequence() is stamped with the current weights' fingerprint once it is known.
+    assert torch.equal(state_steps["weights_fingerprint"], state_seq["weights_fingerprint"])
+
+
+def test_tlb_weights_fingerprint_follows_the_values_of_the_weights() -> None:
+    memory = TemporalLatentBottleneck(d_model=16, n_latents=2, chunk_size=4, n_heads=2, input_dim=INPUT_DIM)
+    copy = TemporalLatentBottleneck(d_model=16, n_latents=2, chunk_size=4, n_heads=2, input_dim=INPUT_DIM)
+    assert memory.weights_fingerprint() != copy.weights_fingerprint()
+    copy.load_state_dict(memory.state_dict())
+    assert memory.weights_fingerprint() == copy.weights_fingerprint() >= 0
+    before = memory.weights_fingerprint()
+    with torch.no_grad():
+        memory.initial_latents.add_(1e-3)
+    assert memory.weights_fingerprint() != before
+    memory.to(torch.float64)
+    assert memory.weights_fingerprint() != before
 
 
 @pytest.mark.parametrize(

@@ -24,11 +24,22 @@ class Attention(nn.Module):
         attn_mask: torch.Tensor | None = None,
         is_causal: bool = False,
     ) -> torch.Tensor:
+        return self.attend(query, self.key_value(context), attn_mask=attn_mask, is_causal=is_causal)
+
+    def attend(
+        self,
+        query: torch.Tensor,
+        keys_values: torch.Tensor,
+        attn_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+    ) -> torch.Tensor:
+        """Attention of ``query`` [B, Lq, D] over already projected keys and values ``keys_values``
+        [B, Lk, 2D] (``key_value(context)``: what a cache keeps)."""
         batch, n_query, d_model = query.shape
-        n_key = context.shape[1]
+        n_key = keys_values.shape[1]
         head_dim = d_model // self.n_heads
         q = self.query(query).view(batch, n_query, self.n_heads, head_dim).transpose(1, 2)
-        k, v = self.key_value(context).view(batch, n_key, 2, self.n_heads, head_dim).unbind(dim=2)
+        k, v = keys_values.view(batch, n_key, 2, self.n_heads, head_dim).unbind(dim=2)
         out = F.scaled_dot_product_attention(
             q, k.transpose(1, 2), v.transpose(1, 2), attn_mask=attn_mask, is_causal=is_causal
         )
@@ -73,12 +84,23 @@ class SelfAttentionBlock(nn.Module):
         x = x + self.attn(h, h, attn_mask=attn_mask, is_causal=attn_mask is None)
         return x + self.ffn(x)
 
-    def forward_queries(
-        self, queries: torch.Tensor, context: torch.Tensor, attn_mask: torch.Tensor
+    def forward_with_keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The causal ``forward`` [B, L, D], and the keys and values it attended to [B, L, 2D]."""
+        h = self.norm(x)
+        keys_values = self.attn.key_value(h)
+        x = x + self.attn.attend(h, keys_values, is_causal=True)
+        return x + self.ffn(x), keys_values
+
+    def keys_values(self, x: torch.Tensor) -> torch.Tensor:
+        """The keys and values that positions ``x`` [..., D] offer to later queries: [..., 2D]."""
+        return self.attn.key_value(self.norm(x))
+
+    def forward_cached(
+        self, x: torch.Tensor, keys_values: torch.Tensor, attn_mask: torch.Tensor
     ) -> torch.Tensor:
-        """The block's output for a few positions only (``queries`` [B, Q, D], which are also rows of
-        ``context`` [B, L, D]): what a rollout step needs, at a fraction of the cost of all L positions."""
-        x = queries + self.attn(self.norm(queries), self.norm(context), attn_mask=attn_mask)
+        """The block's output for a few positions ``x`` [B, Q, D] attending to cached ``keys_values``
+        [B, L, 2D] (which include those of ``x``) under ``attn_mask``: a rollout step's incremental form."""
+        x = x + self.attn.attend(self.norm(x), keys_values, attn_mask=attn_mask)
         return x + self.ffn(x)
 
 

@@ -12,15 +12,22 @@ At the end of each full chunk the slow state is updated from the fast stream's o
 ``+`` with ``gate="gru"``). Chunks are aligned to the episode start.
 
 The state is ``latents`` [B, N, D], ``chunk_inputs`` [B, K, input_dim] (the inputs of the current chunk
-so far, zero beyond), ``chunk_outputs`` [B, K, D] (the fast stream's outputs for them, which the slow
-update reads at the chunk's end: a rollout step then never recomputes earlier positions) and
-``position`` [B] (how many steps of the current chunk are done). Keeping the
-chunk's *inputs* rather than attention caches means a training sequence that starts mid-chunk replays the
-chunk's beginning with the current weights, exactly as the rollout computed it.
+so far, zero beyond), ``position`` [B] (how many steps of the current chunk are done) and what a rollout
+step caches about the chunk so far: ``chunk_outputs`` [B, K, D] (the fast stream's outputs, which the
+slow update reads at the chunk's end), with one self-attention block ``chunk_keys_values`` [B, K, 2D] (its
+keys and values), and ``weights_fingerprint`` [B] (``weights_fingerprint()`` of the weights that computed
+them). A rollout step then never recomputes earlier positions, and recomputes the caches from the inputs
+once when the weights have changed since (after a PPO update). Training (``sequence``) reads only the
+chunk's *inputs* from a state: a training sequence that starts mid-chunk replays the chunk's beginning
+with the current weights, exactly as the rollout computed it.
 """
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
+import numpy as np
 import torch
 from torch import nn
 
@@ -37,10 +44,10 @@ from policies.memories.base import (
     check_heads,
     check_positive,
     reset_where,
-    steps_since_episode_start,
 )
 
 GATES = ("none", "gru")
+UNKNOWN_WEIGHTS = -1  # a state's caches were made with weights of unknown fingerprint
 
 
 class TemporalLatentBottleneck(Memory):
@@ -96,7 +103,12 @@ class TemporalLatentBottleneck(Memory):
             if (layer + 1) % cross_every == 0:
                 blocks.append(CrossAttentionBlock(d_model, n_heads, ffn_mult))
         self.fast_blocks = nn.ModuleList(blocks)
-        # With one self-attention block a rollout step needs the fast stream at one position only.
+        # The blocks before the first cross-attention block never read the slow latents: sequence() runs
+        # them once for all chunks, before its loop over chunk generations.
+        self.head_blocks = list(blocks[:cross_every])
+        self.tail_blocks = list(blocks[cross_every:])
+        # With one self-attention block a rollout step runs the fast stream at its own position only, with
+        # the first block's keys and values of the chunk's earlier positions cached in the state.
         self.single_self_block = n_layers == 1
         self.output_norm = nn.LayerNorm(d_model)
 
@@ -107,8 +119,68 @@ class TemporalLatentBottleneck(Memory):
         self.update_ffn = FeedForward(d_model, ffn_mult)
         self.attn_gate = GRUGate(d_model) if gate == "gru" else None
         self.ffn_gate = GRUGate(d_model) if gate == "gru" else None
+        self._parameters_cache: list[nn.Parameter] | None = None
+        self._fingerprint_memo: tuple[int, int] | None = None  # (sum of parameter versions, fingerprint)
 
     # ------------------------------------------------------------------ building blocks
+
+    def weights_fingerprint(self) -> int:
+        """A 63-bit hash of the weights' values, which states record beside their caches: a step recomputes
+        caches made with other weights (after a PPO update), and a model and its saved-and-loaded copy
+        agree. Hashed again only when a parameter has been changed in place (its version counter: an
+        optimizer step, ``load_state_dict``; not writes to ``.data``)."""
+        parameters = self._parameter_list()
+        version = sum(parameter._version for parameter in parameters)
+        if self._fingerprint_memo is None or self._fingerprint_memo[0] != version:
+            digest = hashlib.blake2b(digest_size=8)
+            for parameter in parameters:
+                digest.update(parameter.detach().reshape(-1).cpu().view(torch.uint8).numpy().tobytes())
+            self._fingerprint_memo = (version, int.from_bytes(digest.digest(), "little") & (2**63 - 1))
+        return self._fingerprint_memo[1]
+
+    def _known_fingerprint(self) -> int:
+        """``weights_fingerprint()`` if already hashed for the current weights, else ``UNKNOWN_WEIGHTS``
+        (which makes the next step recompute the caches): what ``sequence`` stamps, never hashing inside
+        a training loop whose every optimizer step changes the weights."""
+        version = sum(parameter._version for parameter in self._parameter_list())
+        memo = self._fingerprint_memo
+        return memo[1] if memo is not None and memo[0] == version else UNKNOWN_WEIGHTS
+
+    def _parameter_list(self) -> list[nn.Parameter]:
+        if self._parameters_cache is None:
+            self._parameters_cache = list(self.parameters())
+        return self._parameters_cache
+
+    def _apply(self, *args: Any, **kwargs: Any) -> TemporalLatentBottleneck:
+        # .to(), .float(), ...: parameters may be new objects with other bytes.
+        self._parameters_cache, self._fingerprint_memo = None, None
+        return super()._apply(*args, **kwargs)
+
+    def fast_head(self, chunk_inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The part of the fast stream that does not read the slow latents: input projection, position
+        embedding and the (causal) self-attention blocks before the first cross-attention block, over
+        whole chunks [S, K, input_dim] -> [S, K, D]; also the first block's keys and values [S, K, 2D]."""
+        h = self.input_proj(chunk_inputs) + self.position_embedding
+        first, *others = self.head_blocks
+        h, keys_values = first.forward_with_keys_values(h)
+        for block in others:
+            h = block(h)
+        return h, keys_values
+
+    def fast_tail(
+        self, h: torch.Tensor, latents: torch.Tensor, reads: list[torch.Tensor] | None = None
+    ) -> torch.Tensor:
+        """The rest of the fast stream, from the first cross-attention block on: [S, L, D] and the latents
+        [S, N, D] -> [S, L, D]. With a ``reads`` list, each cross-attention block appends its [S, L, N]
+        attention to the latents."""
+        for block in self.tail_blocks:
+            if isinstance(block, CrossAttentionBlock):
+                if reads is not None:
+                    reads.append(block.read_weights(h, latents))
+                h = block(h, latents)
+            else:
+                h = block(h)
+        return h
 
     def fast_stream(
         self, chunk_inputs: torch.Tensor, latents: torch.Tensor, reads: list[torch.Tensor] | None = None
@@ -117,15 +189,7 @@ class TemporalLatentBottleneck(Memory):
 
         With a ``reads`` list, each cross-attention block appends its [S, K, N] attention to the latents.
         """
-        h = self.input_proj(chunk_inputs) + self.position_embedding
-        for block in self.fast_blocks:
-            if isinstance(block, CrossAttentionBlock):
-                if reads is not None:
-                    reads.append(block.read_weights(h, latents))
-                h = block(h, latents)
-            else:
-                h = block(h)
-        return h
+        return self.fast_tail(self.fast_head(chunk_inputs)[0], latents, reads)
 
     def slow_update(self, latents: torch.Tensor, fast_out: torch.Tensor) -> torch.Tensor:
         """``G``: the new slow state after a full chunk, from the fast stream's outputs of that chunk."""
@@ -137,38 +201,65 @@ class TemporalLatentBottleneck(Memory):
     # ------------------------------------------------------------------ the memory interface
 
     def initial_state(self, batch_size: int) -> MemoryState:
-        return {
+        return self._initial_state(batch_size, self.weights_fingerprint())
+
+    def _initial_state(self, batch_size: int, fingerprint: int) -> MemoryState:
+        state = {
             "latents": self.initial_latents.expand(batch_size, -1, -1),
             "chunk_inputs": self._anchor.new_zeros(batch_size, self.chunk_size, self.input_dim),
             "chunk_outputs": self._anchor.new_zeros(batch_size, self.chunk_size, self.d_model),
             "position": torch.zeros(batch_size, dtype=torch.long, device=self.device),
+            "weights_fingerprint": torch.full((batch_size,), fingerprint, device=self.device),
         }
+        if self.single_self_block:
+            state["chunk_keys_values"] = self._anchor.new_zeros(batch_size, self.chunk_size, 2 * self.d_model)
+        return state
 
     def step(
         self, x: torch.Tensor, state: MemoryState, episode_start: torch.Tensor
     ) -> tuple[torch.Tensor, MemoryState]:
         return self.step_with_reads(x, state, episode_start, reads=None)
 
-    def _fast_stream_at(
+    def _refresh_stale(self, state: MemoryState, fingerprint: int) -> MemoryState:
+        """Recompute, with the current weights, what a state caches about its chunk so far (the fast
+        stream's outputs, the first block's keys and values) where it was computed with other weights:
+        after a PPO update the next rollout then continues a chunk exactly as training replays it."""
+        position = state["position"].long()
+        stale = (state["weights_fingerprint"] != fingerprint) & (position > 0)
+        state = {**state, "weights_fingerprint": torch.full_like(state["weights_fingerprint"], fingerprint)}
+        if not bool(stale.any()):
+            return state
+        h, keys_values = self.fast_head(state["chunk_inputs"])
+        out = self.fast_tail(h, state["latents"])
+        done = (torch.arange(self.chunk_size, device=position.device) < position.unsqueeze(1)).unsqueeze(-1)
+        rows = stale.view(-1, 1, 1)
+        state["chunk_outputs"] = torch.where(rows, out * done, state["chunk_outputs"])
+        if "chunk_keys_values" in state:
+            state["chunk_keys_values"] = torch.where(rows, keys_values * done, state["chunk_keys_values"])
+        return state
+
+    def _fast_stream_cached(
         self,
-        chunk_inputs: torch.Tensor,
+        x: torch.Tensor,
+        keys_values: torch.Tensor,
         latents: torch.Tensor,
         position: torch.Tensor,
-        reads: list[torch.Tensor],
-    ) -> torch.Tensor:
+        slot: torch.Tensor,
+        reads: list[torch.Tensor] | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The fast stream's output [B, D] at ``position`` only, when it has a single self-attention block
-        (the first): that block needs keys and values of the earlier positions, which depend only on the
-        inputs, while everything after it runs on one token per row instead of K."""
-        rows = torch.arange(chunk_inputs.shape[0], device=chunk_inputs.device)
-        h_all = self.input_proj(chunk_inputs) + self.position_embedding
-        visible = torch.arange(self.chunk_size, device=position.device) <= position.unsqueeze(1)  # [B, K]
+        (the first): that block attends to the keys and values of the chunk's earlier positions, cached in
+        the state, plus this step's; everything runs on one token per row instead of K."""
+        h = self.input_proj(x) + self.position_embedding[position]  # [B, D]
         first, *rest = self.fast_blocks
-        h = first.forward_queries(h_all[rows, position].unsqueeze(1), h_all, visible[:, None, None, :])
+        keys_values = torch.where(slot, first.keys_values(h).unsqueeze(1), keys_values)  # [B, K, 2D]
+        visible = torch.arange(self.chunk_size, device=position.device) <= position.unsqueeze(1)  # [B, K]
+        h = first.forward_cached(h.unsqueeze(1), keys_values, visible[:, None, None, :])
         for block in rest:  # cross-attention blocks only
             if reads is not None:
                 reads.append(block.read_weights(h, latents)[:, 0])
             h = block(h, latents)
-        return h[:, 0]
+        return h[:, 0], keys_values
 
     def step_with_reads(
         self,
@@ -180,7 +271,9 @@ class TemporalLatentBottleneck(Memory):
         """``step``; with a ``reads`` list, also appends how much this step's token reads each slow latent
         ([B, N], averaged over heads and cross-attention blocks): what the attention plots show."""
         batch = x.shape[0]
-        state = reset_where(state, episode_start, self.initial_state(batch))
+        fingerprint = self.weights_fingerprint()
+        state = reset_where(state, episode_start, self._initial_state(batch, fingerprint))
+        state = self._refresh_stale(state, fingerprint)
         latents, position = state["latents"], state["position"].long()
         slot = nn.functional.one_hot(position, self.chunk_size).bool().unsqueeze(-1)  # [B, K, 1]
         chunk_inputs = torch.where(slot, x.unsqueeze(1), state["chunk_inputs"])
@@ -188,8 +281,11 @@ class TemporalLatentBottleneck(Memory):
         # Positions after `position` hold zeros; the causal mask keeps them from affecting this step.
         rows = torch.arange(batch, device=x.device)
         block_reads: list[torch.Tensor] | None = [] if reads is not None else None
+        new_state: MemoryState = {}
         if self.single_self_block:
-            out = self._fast_stream_at(chunk_inputs, latents, position, block_reads)
+            out, new_state["chunk_keys_values"] = self._fast_stream_cached(
+                x, state["chunk_keys_values"], latents, position, slot, block_reads
+            )
         else:
             out = self.fast_stream(chunk_inputs, latents, block_reads)[rows, position]
         # Causality makes this step's output final: keep it for the slow update at the chunk's end.
@@ -206,12 +302,16 @@ class TemporalLatentBottleneck(Memory):
             finished = complete.view(-1, 1, 1)
             chunk_inputs = torch.where(finished, torch.zeros_like(chunk_inputs), chunk_inputs)
             chunk_outputs = torch.where(finished, torch.zeros_like(chunk_outputs), chunk_outputs)
-        new_state = {
-            "latents": latents,
-            "chunk_inputs": chunk_inputs,
-            "chunk_outputs": chunk_outputs,
-            "position": (position + 1) % self.chunk_size,
-        }
+            if "chunk_keys_values" in new_state:
+                cache = new_state["chunk_keys_values"]
+                new_state["chunk_keys_values"] = torch.where(finished, torch.zeros_like(cache), cache)
+        new_state.update(
+            latents=latents,
+            chunk_inputs=chunk_inputs,
+            chunk_outputs=chunk_outputs,
+            position=(position + 1) % self.chunk_size,
+            weights_fingerprint=state["weights_fingerprint"],
+        )
         return y, new_state
 
     def sequence(
@@ -222,70 +322,121 @@ class TemporalLatentBottleneck(Memory):
         Every row's timeline is cut into segments (the steps of one chunk of one episode); all segments
         that see the slow state after the same number of in-sequence updates (the same generation) are
         packed into one [S_g, K, ·] batch. A segment starting mid-chunk gets the chunk's earlier inputs
-        from the carried state, so the loop runs about T/K + 1 times whatever the episode boundaries.
+        from the carried state (its inputs, never its caches: they are replayed with the current weights),
+        so the loop runs about T/K + 1 times whatever the episode boundaries. What does not read the slow
+        latents (the input projection, the position embedding, the self-attention blocks before the first
+        cross-attention block) runs once for all segments before the loop.
         """
         batch, length, _ = x.shape
         k = self.chunk_size
         device = x.device
-        starts = episode_starts.bool()
-
-        position_in = torch.where(starts[:, 0], torch.zeros_like(state["position"]), state["position"])
-        rel = steps_since_episode_start(starts, position_in)  # steps since the chunk-aligned origin
-        phase = rel % k  # position inside the chunk
-        generation = rel // k  # number of slow updates of this episode done inside the sequence
-
-        t_index = torch.arange(length, device=device).expand(batch, length)
-        new_segment = (phase == 0) | starts | (t_index == 0)
-        segment = (new_segment.flatten().cumsum(0) - 1).view(batch, length)  # row-major segment ids
-        n_segments = int(segment[-1, -1]) + 1
-        seg_row, seg_t0 = new_segment.nonzero(as_tuple=True)
-        seg_generation = generation[seg_row, seg_t0]
-        seg_episode_start = starts[seg_row, seg_t0]
-        seg_end_phase = torch.zeros(n_segments, dtype=torch.long, device=device).scatter_reduce(
-            0, segment.flatten(), phase.flatten(), reduce="amax", include_self=False
-        )
-        seg_complete = seg_end_phase == k - 1
-
-        # Pack inputs into [S, K, input_dim] at their chunk positions, prefixes from the carried state.
-        token_slot = (segment * k + phase).flatten()
-        prefix_row, prefix_pos = (torch.arange(k, device=device) < position_in.view(-1, 1)).nonzero(
-            as_tuple=True
-        )
-        prefix_slot = segment[prefix_row, 0] * k + prefix_pos
-        values = torch.cat([x.reshape(batch * length, -1), state["chunk_inputs"][prefix_row, prefix_pos]])
-        packed = (
-            x.new_zeros(n_segments * k, self.input_dim)
-            .index_put((torch.cat([token_slot, prefix_slot]),), values)
-            .view(n_segments, k, self.input_dim)
+        plan = SequencePlan(
+            episode_starts.detach().bool().cpu().numpy(), state["position"].detach().long().cpu().numpy(), k
         )
 
-        latents_in = torch.where(
-            seg_episode_start.view(-1, 1, 1),
-            self.initial_latents.expand(n_segments, -1, -1),
-            state["latents"][seg_row],
-        )  # correct for generation 0; later generations read the update of the previous segment
-        seg_latents = latents_in.new_zeros(n_segments, self.n_latents, self.d_model)
-        updated = seg_latents
-        fast_out = x.new_zeros(n_segments, k, self.d_model)
-        for g in range(int(seg_generation.max()) + 1):
-            ids = (seg_generation == g).nonzero().squeeze(1)
-            latents = latents_in[ids] if g == 0 else updated[ids - 1]
-            out = self.fast_stream(packed[ids], latents)
-            fast_out = fast_out.index_copy(0, ids, out)
-            seg_latents = seg_latents.index_copy(0, ids, latents)
-            done = seg_complete[ids]
-            if bool(done.any()):
-                updated = updated.index_copy(0, ids[done], self.slow_update(latents[done], out[done]))
+        def index(array: np.ndarray) -> torch.Tensor:
+            return torch.from_numpy(array).to(device)
 
-        y = self.output_norm(fast_out.view(n_segments * k, self.d_model)[token_slot]).view(batch, length, -1)
+        carried = state["chunk_inputs"].reshape(batch * k, -1)
+        source = torch.cat([x.reshape(batch * length, -1), carried, x.new_zeros(1, x.shape[2])])
+        packed = source[index(plan.source_index)].view(plan.n_segments, k, -1)  # generation-major order
+        h, keys_values = self.fast_head(packed)
 
-        last = segment[:, -1]
-        position_out = (phase[:, -1] + 1) % k
-        done_so_far = (torch.arange(k, device=device) < position_out.unsqueeze(1)).unsqueeze(-1)  # [B, K, 1]
+        latent_source = torch.cat([state["latents"], self.initial_latents.unsqueeze(0)])
+        latents = latent_source[index(plan.first_latents)]
+        outputs, segment_latents, updates = [], [], []
+        for g, h_g in enumerate(h.split(plan.generation_sizes)):
+            if g > 0:
+                previous = updates[-1]
+                latents = previous if plan.predecessors[g] is None else previous[index(plan.predecessors[g])]
+            out = self.fast_tail(h_g, latents)
+            outputs.append(out)
+            segment_latents.append(latents)
+            n_complete = plan.n_complete[g]  # the complete segments come first in a generation
+            if n_complete:
+                updates.append(self.slow_update(latents[:n_complete], out[:n_complete]))
+
+        fast_out = torch.cat(outputs) if len(outputs) > 1 else outputs[0]  # [S, K, D]
+        y = self.output_norm(fast_out.view(-1, self.d_model)[index(plan.token_slot)])
+
+        last = index(plan.last_slot)
+        done_so_far = index(plan.done_so_far).unsqueeze(-1)  # [B, K, 1]
         new_state = {
-            "latents": torch.where(seg_complete[last].view(-1, 1, 1), updated[last], seg_latents[last]),
+            "latents": torch.cat(segment_latents + updates)[index(plan.final_latents)],
             "chunk_inputs": packed[last] * done_so_far,
             "chunk_outputs": fast_out[last] * done_so_far,
-            "position": position_out,
+            "position": index(plan.position_out),
+            "weights_fingerprint": torch.full((batch,), self._known_fingerprint(), device=device),
         }
-        return y, new_state
+        if self.single_self_block:
+            new_state["chunk_keys_values"] = keys_values[last] * done_so_far
+        return y.view(batch, length, -1), new_state
+
+
+class SequencePlan:
+    """The index bookkeeping of ``TemporalLatentBottleneck.sequence`` (in numpy: many tiny operations).
+
+    Segments (one chunk of one episode inside one row) get *slots* in generation-major order, the
+    complete segments (those that end at the chunk's last position, followed by a slow update) first in
+    each generation, so a generation is a contiguous range of slots and its complete segments a prefix.
+    """
+
+    def __init__(self, starts: np.ndarray, position: np.ndarray, k: int) -> None:
+        batch, length = starts.shape
+        t = np.arange(length)
+        position_in = np.where(starts[:, 0], 0, position)
+        last_start = np.maximum.accumulate(np.where(starts, t, -1), axis=1)
+        rel = np.where(last_start >= 0, t - last_start, t + position_in[:, None])  # from the chunk origin
+        phase = (rel % k).ravel()  # position inside the chunk
+        generation = (rel // k).ravel()  # slow updates of this episode done inside the sequence so far
+
+        new_segment = (phase == 0) | starts.ravel()
+        new_segment[::length] = True
+        first = np.flatnonzero(new_segment)  # flat (row-major) index of each segment's first step
+        self.n_segments = n_segments = len(first)
+        segment = np.cumsum(new_segment) - 1
+        complete = phase[np.append(first[1:], batch * length) - 1] == k - 1
+        seg_generation = generation[first]
+        order = np.lexsort((~complete, seg_generation))  # slot -> segment
+        slot = np.empty(n_segments, dtype=np.int64)
+        slot[order] = np.arange(n_segments)
+        n_generations = int(seg_generation.max()) + 1
+        bounds = np.searchsorted(seg_generation[order], np.arange(n_generations + 1))
+        self.generation_sizes = np.diff(bounds).tolist()
+        n_complete = np.bincount(seg_generation[complete], minlength=n_generations)
+        self.n_complete = n_complete.tolist()
+
+        # Where each packed [S * K] position reads from: x (flattened), the carried chunk inputs
+        # (flattened [B * K]) for a first segment that starts mid-chunk, or a zero row.
+        self.token_slot = slot[segment] * k + phase
+        source_index = np.full(n_segments * k, batch * length + batch * k, dtype=np.int64)
+        source_index[self.token_slot] = np.arange(batch * length)
+        prefix_row, prefix_position = np.nonzero(np.arange(k) < position_in[:, None])
+        row_first_slot = slot[segment[prefix_row * length]]
+        source_index[row_first_slot * k + prefix_position] = batch * length + prefix_row * k + prefix_position
+        self.source_index = source_index
+
+        # Generation 0 reads the carried latents of its row, or I_0 (index ``batch``) at an episode start;
+        # generation g > 0 reads the update of the segment before it (same row, generation g - 1).
+        first_segments = order[: bounds[1]]
+        self.first_latents = np.where(
+            starts.ravel()[first[first_segments]], batch, first[first_segments] // length
+        )
+        self.predecessors: list[np.ndarray | None] = [None]
+        for g in range(1, n_generations):
+            local = slot[order[bounds[g] : bounds[g + 1]] - 1] - bounds[g - 1]
+            identity = len(local) == n_complete[g - 1] and bool((local == np.arange(len(local))).all())
+            self.predecessors.append(None if identity else local)
+
+        # The state after the sequence: latents index cat(latents of every slot, every update).
+        last = segment[t[-1] + np.arange(batch) * length]
+        self.last_slot = slot[last]
+        last_generation = seg_generation[last]
+        update_offset = n_segments + np.concatenate([[0], np.cumsum(n_complete)[:-1]])
+        self.final_latents = np.where(
+            complete[last],
+            update_offset[last_generation] + self.last_slot - bounds[last_generation],
+            self.last_slot,
+        )
+        self.position_out = (phase[t[-1] + np.arange(batch) * length] + 1) % k
+        self.done_so_far = np.arange(k) < self.position_out[:, None]
