@@ -9,6 +9,7 @@ hyperparameter, loss, early stop and ``train/*`` log key is SB3's.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -117,9 +118,13 @@ class MemoryPPO(PPO):
                 )
         self.sequence_length = sequence_length
         self._last_memory_state: MemoryState | None = None
-        super().__init__(
-            policy, env, learning_rate, n_steps, batch_size, *args, _init_setup_model=False, **kwargs
-        )
+        with warnings.catch_warnings():
+            # SB3's PPO warns of a "truncated mini-batch" when batch_size exceeds the rollout (RecurrentPPO's
+            # n_steps=16 with its batch_size=128): the whole rollout is then one minibatch, nothing is lost.
+            warnings.filterwarnings("ignore", message=r"(?s)You have specified.*after every 0 untruncated")
+            super().__init__(
+                policy, env, learning_rate, n_steps, batch_size, *args, _init_setup_model=False, **kwargs
+            )
         if chosen and self.verbose >= 1:
             print(
                 f"Using sequence_length={sequence_length}: the largest length up to "

@@ -296,6 +296,13 @@ def test_defaults_follow_recurrent_ppo_and_the_choice_is_printed(capsys: pytest.
     assert "sequence_length" not in capsys.readouterr().out  # the user's own choice is not announced
 
 
+def test_a_batch_larger_than_the_rollout_is_not_warned_about(recwarn: pytest.WarningsRecorder) -> None:
+    MemoryPPO("MlpLstmPolicy", "CartPole-v1", n_steps=16)  # RecurrentPPO's test settings: one minibatch
+    assert not [w for w in recwarn if "mini-batch" in str(w.message)]
+    with pytest.warns(UserWarning, match="truncated mini-batch of size 16"):  # SB3's warning where it applies
+        MemoryPPO("MlpPolicy", "CartPole-v1", n_steps=48, batch_size=32, sequence_length=16)
+
+
 # ---------------------------------------------------------------------- RecurrentPPO's arguments
 
 
