@@ -25,6 +25,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -320,11 +321,17 @@ class BCTrainer:
             record(f"eval/{name}/mean_ep_length", result.mean_length)
         self.logger.dump(step=stats.frames)
 
-    def train(self, progress: bool = True) -> list[EpochStats]:
+    def train(
+        self, progress: bool = True, on_epoch: Callable[[EpochStats], None] | None = None
+    ) -> list[EpochStats]:
         """Run the epochs (or until ``total_minutes``), validating after each and evaluating in the env every
         ``eval_freq`` epochs and at the end. Returns (and keeps in ``history``) one ``EpochStats`` per epoch,
         preceded by epoch 0: the validation of the policy before training. When ``total_minutes`` runs out
-        mid-epoch, that last epoch's training statistics cover the minibatches it did."""
+        mid-epoch, that last epoch's training statistics cover the minibatches it did.
+
+        :param progress: show a progress bar
+        :param on_epoch: called with each epoch's statistics once they are logged (e.g. to report them)
+        """
         config = self.config
         start = time.perf_counter()
         deadline = None if config.total_minutes is None else start + 60 * config.total_minutes
@@ -373,6 +380,8 @@ class BCTrainer:
                 )
                 self.history.append(stats)
                 self._log(stats)
+                if on_epoch is not None:
+                    on_epoch(stats)
                 bar.set_postfix(loss=f"{train_loss:.3f}", val_acc=f"{val_accuracy:.3f}")
                 if out_of_time:
                     break

@@ -7,12 +7,12 @@ resumed from there performs exactly the same sequence of rollouts and updates as
 
 from __future__ import annotations
 
-import json
 import os
 import pickle
 import random
 import re
 import signal
+import threading
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -26,6 +26,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from agents.evaluation import EvaluationResult, evaluate_model
 from agents.ppo import TrainingDiverged
+from agents.reporting import append_evaluations
 
 __all__ = ["TrainingDiverged"]  # re-exported: runners catch it with the other callback names
 
@@ -37,7 +38,8 @@ CHECKPOINT_PATTERN = re.compile(r"model_(\d+)_steps\.zip$")
 
 class SuiteEvalCallback(BaseCallback):
     """Every ``eval_freq`` calls, evaluate on each named env and log ``eval/<name>/{success_rate,
-    mean_reward, mean_ep_length}``; each result is also appended to ``<log_dir>/evaluations.jsonl``."""
+    mean_reward, mean_ep_length}``; each result is also appended to ``<run_dir>/eval/evaluations.jsonl``
+    (``agents.reporting.append_evaluations``)."""
 
     def __init__(
         self,
@@ -45,14 +47,14 @@ class SuiteEvalCallback(BaseCallback):
         eval_freq: int,
         n_eval_episodes: int,
         deterministic: bool = True,
-        log_dir: Path | None = None,
+        run_dir: Path | None = None,
     ) -> None:
         super().__init__()
         self.eval_envs = eval_envs
         self.eval_freq = eval_freq
         self.n_eval_episodes = n_eval_episodes
         self.deterministic = deterministic
-        self.log_dir = log_dir
+        self.run_dir = run_dir
         self.last_results: dict[str, EvaluationResult] = {}
 
     def evaluate(self) -> dict[str, EvaluationResult]:
@@ -62,11 +64,8 @@ class SuiteEvalCallback(BaseCallback):
             self.logger.record(f"eval/{name}/success_rate", result.success_rate)
             self.logger.record(f"eval/{name}/mean_reward", result.mean_return)
             self.logger.record(f"eval/{name}/mean_ep_length", result.mean_length)
-            if self.log_dir is not None:
-                self.log_dir.mkdir(parents=True, exist_ok=True)
-                row = {"timesteps": self.num_timesteps, "env": name, **result.as_dict()}
-                with open(self.log_dir / "evaluations.jsonl", "a") as file:
-                    file.write(json.dumps(row) + "\n")
+        if self.run_dir is not None:
+            append_evaluations(self.run_dir, self.num_timesteps, self.last_results)
         self.logger.dump(self.num_timesteps)
         return self.last_results
 
@@ -212,6 +211,8 @@ class InterruptHandler:
         )
 
     def __enter__(self) -> InterruptHandler:
+        if threading.current_thread() is not threading.main_thread():
+            return self  # signals reach only the main thread (a Ray Tune trial runs in another one)
         for signum in (signal.SIGINT, signal.SIGTERM):
             self._previous[signum] = signal.signal(signum, self._handle)
         return self

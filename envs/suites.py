@@ -33,6 +33,10 @@ HELDOUT_SEED_START = 1_000_000_000
 SEED_RANGE_SIZE = 1_000_000_000
 TRAIN_SEEDS = range(0, SEED_RANGE_SIZE)
 HELDOUT_SEEDS = range(HELDOUT_SEED_START, HELDOUT_SEED_START + SEED_RANGE_SIZE)
+# Run seed s seeds its training envs from s * TRAIN_SEED_STRIDE on, so runs of different seeds never share a
+# training env seed (nor, on a suite side, a level for the first million resets of each env).
+TRAIN_SEED_STRIDE = 1_000_000
+MAX_RUN_SEED = HELDOUT_SEED_START // TRAIN_SEED_STRIDE - 1
 # Levels the ``unseen-seeds`` suite trains on.
 UNSEEN_SEEDS_TRAIN_LEVELS = 1000
 
@@ -63,6 +67,19 @@ class SeedCycleWrapper(gym.Wrapper):
         self.next_index = (self.next_index + 1) % len(self.seeds)
         obs, info = self.env.reset(seed=level_seed, options=options)
         return obs, {**info, "level_seed": level_seed}
+
+
+def training_env_seed(run_seed: int) -> int:
+    """The seed of training env 0 of a run with seed ``run_seed`` (env ``rank`` gets this plus ``rank``).
+
+    :raises ValueError: for a run seed outside ``0..MAX_RUN_SEED``, whose envs would reach held-out seeds
+    """
+    if not 0 <= run_seed <= MAX_RUN_SEED:
+        raise ValueError(
+            f"seed must be in 0..{MAX_RUN_SEED}, got {run_seed} (training envs of seed s start at level seed "
+            f"s * {TRAIN_SEED_STRIDE:,}, below the held-out seeds from {HELDOUT_SEED_START:,})"
+        )
+    return run_seed * TRAIN_SEED_STRIDE
 
 
 def describe_range(seeds: range) -> str:

@@ -22,9 +22,10 @@ from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents import MemoryPPO
-from agents.bc import BCConfig, BCTrainer
+from agents.bc import BCConfig, BCTrainer, EpochStats
 from agents.callbacks import atomic_save
 from agents.demos import Demos, load_demos
+from agents.reporting import Reporter, append_evaluations, flatten_results
 from envs import make_vec_env
 from envs.suites import get_suite
 from runners import ppo
@@ -147,7 +148,14 @@ def bc_envs(
     return env, *evaluation_envs(demos.env_id, suite, n_envs, args.seed)
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int:
+    """Train as the command line says; returns the exit code.
+
+    :param argv: the command-line arguments (default ``sys.argv[1:]``)
+    :param reporter: if given, called after every epoch with the frames, validation accuracy and latest
+        evaluation results, the last time with ``"done": True``; ``runners.study`` passes ``tune.report``
+    :raises UsageError, ValueError: for bad input, before anything is written
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     threads = set_threads(args.threads)
@@ -203,9 +211,32 @@ def main(argv: list[str] | None = None) -> int:
     trainer.logger = logger
     model.set_logger(logger)
 
+    latest: dict[str, Any] = {}
+
+    def on_epoch(stats: EpochStats) -> None:
+        # The same evaluation rows runners.ppo writes, so runners.report reads BC and PPO curves alike.
+        if stats.evaluations:
+            append_evaluations(run_dir, stats.frames, stats.evaluations)
+            latest.update(flatten_results(stats.evaluations))
+        latest.update(frames=stats.frames, epoch=stats.epoch, val_accuracy=stats.val_accuracy)
+        latest["fps"] = trainer.frames_per_second
+        if reporter is not None:
+            reporter(dict(latest))
+
     start = time.time()
-    history = trainer.train(progress=not args.no_progress)
+    history = trainer.train(progress=not args.no_progress, on_epoch=on_epoch)
     elapsed = time.time() - start
+    write_json(
+        run_dir / "run_summary.json",
+        {
+            "frames": trainer.frames,
+            "epochs": history[-1].epoch,
+            "seconds": elapsed,
+            "fps": trainer.frames_per_second,
+        },
+    )
+    if reporter is not None:
+        reporter({**latest, "done": True})
     model_path = run_dir / "model.zip"
     atomic_save(model, model_path)
     final = history[-1].evaluations

@@ -30,8 +30,9 @@ from agents.callbacks import (
     list_checkpoints,
     restore_resume_state,
 )
+from agents.reporting import MetricsReporter, Reporter, flatten_results
 from envs import make_vec_env
-from envs.suites import HELDOUT_SEED_START, get_suite
+from envs.suites import HELDOUT_SEED_START, TRAIN_SEED_STRIDE, get_suite, training_env_seed
 from runners.cli import (
     UsageError,
     add_memory_arguments,
@@ -71,7 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--n-envs", type=positive_int, default=16, help="parallel environments")
     parser.add_argument("--subproc", action="store_true", help="run the envs in subprocesses")
-    parser.add_argument("--seed", type=int, default=0, help="training envs use seeds seed..seed+n_envs-1")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help=f"run seed (0-999): model seed; training env r is seeded with seed * {TRAIN_SEED_STRIDE:,} + r, "
+        "so runs of different seeds never share training envs",
+    )
     parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, ...")
     parser.add_argument(
         "--threads", type=positive_int, default=None, help="torch threads (default: cores - 1)"
@@ -151,10 +158,11 @@ def training_envs(args: argparse.Namespace) -> tuple[VecEnv, dict[str, VecEnv], 
     """The training env and the named evaluation envs (with their seed ranges, for the summary)."""
     vec_env_cls = SubprocVecEnv if args.subproc else DummyVecEnv
     suite = get_suite(args.suite, args.env) if args.suite else None
+    env_seed = training_env_seed(args.seed)
     if suite is None:
-        env = make_vec_env(args.env, n_envs=args.n_envs, seed=args.seed, vec_env_cls=vec_env_cls)
+        env = make_vec_env(args.env, n_envs=args.n_envs, seed=env_seed, vec_env_cls=vec_env_cls)
     else:
-        env = suite.train.make_vec_env(args.n_envs, seed=args.seed, vec_env_cls=vec_env_cls)
+        env = suite.train.make_vec_env(args.n_envs, seed=env_seed, vec_env_cls=vec_env_cls)
     return env, *evaluation_envs(args.env, suite, min(args.n_envs, 8), args.seed)
 
 
@@ -187,7 +195,15 @@ def load_newest_checkpoint(directory: Path, env: VecEnv, device: str) -> tuple[M
     raise UsageError(f"no loadable checkpoint in {directory} ({'; '.join(problems) or 'none found'})")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int:
+    """Train as the command line says; returns the exit code (0 done, 1 diverged, 128+signal interrupted).
+
+    :param argv: the command-line arguments (default ``sys.argv[1:]``)
+    :param reporter: if given, called after every update with the frames, frame rate and latest evaluation
+        results, and once more with the final evaluation (``"done": True``); ``runners.study`` passes Ray
+        Tune's ``tune.report`` here
+    :raises UsageError, ValueError: for bad input, before anything is written
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     resume_dir = Path(args.resume) if args.resume else None
@@ -237,9 +253,12 @@ def main(argv: list[str] | None = None) -> int:
 
     per_env = lambda frames: max(frames // args.n_envs, 1)  # noqa: E731 - callbacks count calls, not frames
     evaluation = SuiteEvalCallback(
-        eval_envs, per_env(args.eval_freq), args.eval_episodes, not args.stochastic_eval, run_dir / "eval"
+        eval_envs, per_env(args.eval_freq), args.eval_episodes, not args.stochastic_eval, run_dir
     )
     checkpoints = CheckpointCallback(args.checkpoint_freq, run_dir / "checkpoints")
+    callbacks = [NonFiniteGuard(), checkpoints, evaluation]
+    if reporter is not None:
+        callbacks.append(MetricsReporter(reporter, lambda: evaluation.last_results))
     remaining = args.total_steps - model.num_timesteps
     start = time.time()
     with InterruptHandler(checkpoints) as interrupt:
@@ -247,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 model.learn(
                     remaining,
-                    callback=[NonFiniteGuard(), checkpoints, evaluation],
+                    callback=callbacks,
                     progress_bar=not args.no_progress,
                     reset_num_timesteps=False,
                 )
@@ -276,6 +295,12 @@ def main(argv: list[str] | None = None) -> int:
         eval_env.close()
     frames = model.num_timesteps - start_step
     fps = frames / max(elapsed, 1e-9)
+    write_json(
+        run_dir / "run_summary.json",
+        {"frames": model.num_timesteps, "frames_this_session": frames, "seconds": elapsed, "fps": fps},
+    )
+    if reporter is not None:
+        reporter({"frames": model.num_timesteps, "fps": fps, **flatten_results(final), "done": True})
     rows = [
         ("env / memory", f"{args.suite or args.env} / {args.memory} {memory_kwargs or '(defaults)'}"),
         ("frames", f"{model.num_timesteps:,} ({frames:,} in {elapsed:.0f} s, {fps:,.0f} frames/s)"),

@@ -1,0 +1,78 @@
+"""What a training run tells the outside world as it goes: evaluation rows on disk and metrics for a
+reporter (e.g. Ray Tune's ``tune.report`` when the run is a trial of a study).
+
+Every runner writes its evaluations as ``<run_dir>/eval/evaluations.jsonl``, one JSON object per env and
+evaluation (``timesteps``, ``env`` and the ``EvaluationResult`` fields), so that ``runners.report`` reads
+learning curves of PPO and BC runs the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from stable_baselines3.common.callbacks import BaseCallback
+
+from agents.evaluation import EvaluationResult
+
+# Called with a flat dict of metrics (str -> number); Ray Tune's ``tune.report`` has this shape.
+Reporter = Callable[[dict[str, Any]], None]
+
+EVALUATIONS_FILE = Path("eval") / "evaluations.jsonl"
+
+
+def append_evaluations(run_dir: Path, timesteps: int, results: Mapping[str, EvaluationResult]) -> None:
+    """Append one row per evaluation env to ``<run_dir>/eval/evaluations.jsonl``."""
+    path = run_dir / EVALUATIONS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as file:
+        for name, result in results.items():
+            file.write(json.dumps({"timesteps": timesteps, "env": name, **result.as_dict()}) + "\n")
+
+
+def flatten_results(results: Mapping[str, EvaluationResult]) -> dict[str, Any]:
+    """``{"eval/<env>/success_rate": ..., "eval/<env>/mean_reward": ..., "eval/<env>/mean_ep_length": ...}``,
+    the names SB3's logger uses for the same numbers."""
+    flat: dict[str, Any] = {}
+    for name, result in results.items():
+        flat[f"eval/{name}/success_rate"] = result.success_rate
+        flat[f"eval/{name}/mean_reward"] = result.mean_return
+        flat[f"eval/{name}/mean_ep_length"] = result.mean_length
+    return flat
+
+
+class MetricsReporter(BaseCallback):
+    """After every update, hand the reporter the frames so far, the frame rate of this process and the
+    latest evaluation results (``latest()``), so a study's live table moves between evaluations too.
+
+    :param reporter: receives the flat metrics dict
+    :param latest: returns the most recent evaluation results (e.g. ``SuiteEvalCallback.last_results``)
+    """
+
+    def __init__(self, reporter: Reporter, latest: Callable[[], Mapping[str, EvaluationResult]]) -> None:
+        super().__init__()
+        self.reporter = reporter
+        self.latest = latest
+        self.start_time = 0.0
+        self.start_frames = 0
+
+    def _on_training_start(self) -> None:
+        self.start_time, self.start_frames = time.perf_counter(), self.num_timesteps
+
+    def metrics(self) -> dict[str, Any]:
+        elapsed = max(time.perf_counter() - self.start_time, 1e-9)
+        return {
+            "frames": self.num_timesteps,
+            "fps": (self.num_timesteps - self.start_frames) / elapsed,
+            **flatten_results(self.latest()),
+        }
+
+    def _on_rollout_start(self) -> None:
+        if self.num_timesteps > self.start_frames:  # after an update, not before the first rollout
+            self.reporter(self.metrics())
+
+    def _on_step(self) -> bool:
+        return True

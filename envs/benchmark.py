@@ -1,0 +1,104 @@
+"""Named benchmarks: fixed lists of tasks, each with its budget, hyperparameters, score and normalisation.
+
+A benchmark is a YAML file in ``envs/benchmarks/`` (one per benchmark, in the style of the RL Zoo's
+hyperparameter files); ``runners.study --benchmark NAME`` runs every task of it, and ``runners.report``
+normalises each task's score with its ``min`` and ``max`` (min -> 0, max -> 1) to aggregate over tasks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+BENCHMARK_DIR = Path(__file__).with_name("benchmarks")
+METRICS = ("success_rate", "mean_reward")
+
+
+@dataclass(frozen=True)
+class BenchmarkTask:
+    """One task of a benchmark.
+
+    :param name: short name used in reports (e.g. ``"MemoryS7"``)
+    :param env: the gymnasium id trained and evaluated on
+    :param metric: the final evaluation's key that scores a run: ``success_rate`` or ``mean_reward``
+    :param min: the score mapped to 0 by normalisation (e.g. a random policy's)
+    :param max: the score mapped to 1 (e.g. the best possible)
+    :param threshold: a raw score counted as "solved" (frames to threshold), or None
+    :param hyperparams: ``runners.ppo`` settings by destination name (``total_steps``, ``lr``, ...), shared by
+        every memory
+    :param deterministic_eval: greedy (True) or sampled (False) actions in evaluations
+    """
+
+    name: str
+    env: str
+    metric: str = "success_rate"
+    min: float = 0.0
+    max: float = 1.0
+    threshold: float | None = None
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    deterministic_eval: bool = True
+
+    def normalise(self, score: float) -> float:
+        """``(score - min) / (max - min)``."""
+        return (score - self.min) / (self.max - self.min)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "env": self.env,
+            "metric": self.metric,
+            "min": self.min,
+            "max": self.max,
+            "threshold": self.threshold,
+            "hyperparams": dict(self.hyperparams),
+            "deterministic_eval": self.deterministic_eval,
+        }
+
+
+@dataclass(frozen=True)
+class Benchmark:
+    name: str
+    description: str
+    tasks: tuple[BenchmarkTask, ...]
+
+
+def list_benchmarks() -> dict[str, str]:
+    """Every benchmark's name and description."""
+    return {path.stem: load_benchmark(path.stem).description for path in sorted(BENCHMARK_DIR.glob("*.yaml"))}
+
+
+def load_benchmark(name: str) -> Benchmark:
+    """The benchmark ``envs/benchmarks/<name>.yaml``.
+
+    :raises ValueError: for an unknown name (listing the known ones) or a malformed file
+    """
+    import yaml
+
+    path = BENCHMARK_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in BENCHMARK_DIR.glob("*.yaml")))
+        raise ValueError(f"unknown benchmark {name!r}: use one of {known}")
+    data = yaml.safe_load(path.read_text())
+    tasks = []
+    for task_name, spec in (data.get("tasks") or {}).items():
+        unknown = set(spec) - {"env", "metric", "min", "max", "threshold", "hyperparams", "eval"}
+        if unknown or "env" not in spec:
+            raise ValueError(f"benchmark {name}: task {task_name} needs 'env' and has unknown keys {unknown}")
+        task = BenchmarkTask(
+            name=task_name,
+            env=spec["env"],
+            metric=spec.get("metric", "success_rate"),
+            min=float(spec.get("min", 0.0)),
+            max=float(spec.get("max", 1.0)),
+            threshold=None if spec.get("threshold") is None else float(spec["threshold"]),
+            hyperparams=dict(spec.get("hyperparams") or {}),
+            deterministic_eval=spec.get("eval", "greedy") == "greedy",
+        )
+        if task.metric not in METRICS or not math.isfinite(task.max - task.min) or task.max == task.min:
+            raise ValueError(f"benchmark {name}: task {task_name} needs metric in {METRICS} and min != max")
+        tasks.append(task)
+    if not tasks:
+        raise ValueError(f"benchmark {name}: no tasks")
+    return Benchmark(name=name, description=str(data.get("description", "")), tasks=tuple(tasks))

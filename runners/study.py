@@ -1,0 +1,845 @@
+"""Multi-seed studies on Ray Tune: tasks x memories x seeds (x a grid of any runners.ppo flag).
+
+    python -m runners.study --env MiniGrid-MemoryS7-v0 --memories tlb,lstm --seeds 0-2 \\
+        --total-steps 100000 --out runs/studies/memory-s7
+
+Each trial is one ``runners.ppo`` (or ``runners.bc``) run, called through the same ``main`` function the
+command line uses, as a Ray Tune trial; its run directory is ``<out>/trials/<trial>/``. Locally Ray runs as
+many trials at once as there are cores per ``--cpus-per-trial``; with ``--address`` the same command runs on
+an existing Ray cluster. The study writes ``trials.csv`` (one row per trial) and the report of
+``runners.report`` (``report.md`` and plots) into ``--out``, and ``--resume OUT`` continues an interrupted
+study with Ray Tune's experiment restore: finished trials are not rerun, unfinished PPO trials continue from
+their last checkpoint, unfinished BC trials restart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import datetime as dt
+import io
+import itertools
+import json
+import logging
+import os
+import platform
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runners.cli import UsageError, make_parser, positive_int, run_main, write_json
+
+STUDY_EXTRA = 'runners.study needs the study extra: pip install -e ".[study]" (Ray Tune, Optuna, rliable)'
+ALGOS = ("ppo", "bc")
+# Flags the study sets for every trial itself.
+STUDY_OWNED = {
+    "env": "--env",
+    "suite": "--suite",
+    "memory": "--memories",
+    "seed": "--seeds",
+    "logdir": "--out",
+    "overwrite": "--out",
+    "resume": "--resume",
+    "threads": "--cpus-per-trial",
+    "no_progress": "(always on)",
+    "demos": "--demos",
+    "init_from": "(not in studies)",
+}
+
+
+# ---------------------------------------------------------------------- what a study runs
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task of a study: an env, a suite, or a benchmark task with its own settings.
+
+    :param name: the task's name in reports and trial names
+    :param env: the env id (for a suite: the level family of ``unseen-seeds``, else None)
+    :param suite: the suite name, or None
+    :param settings: runner settings by destination name (a benchmark task's budget and hyperparameters)
+    :param score: what runners.report needs to score it (``BenchmarkTask.as_dict()``), or None
+    :param demos: the demonstrations file of a BC task
+    """
+
+    name: str
+    env: str | None = None
+    suite: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    score: dict[str, Any] | None = None
+    demos: str | None = None
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """One trial: a task, a memory, a seed and the grid values that apply to this memory."""
+
+    name: str
+    algo: str
+    task: str
+    memory: str
+    seed: int
+    variant: dict[str, Any]
+    argv: list[str]  # runners.ppo / runners.bc arguments, without --logdir
+    score: dict[str, Any] | None = None
+
+    @property
+    def label(self) -> str:
+        """The memory and its grid values, e.g. ``"tlb chunk_size=4"``: what reports compare."""
+        return " ".join([self.memory, *(f"{key}={value}" for key, value in self.variant.items())])
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0-4"`` -> [0, 1, 2, 3, 4]; ``"0,3,7"`` -> [0, 3, 7]; ``"5"`` -> [5]."""
+    seeds: list[int] = []
+    try:
+        for part in text.split(","):
+            if "-" in part.strip()[1:]:
+                first, last = part.split("-", 1)
+                seeds.extend(range(int(first), int(last) + 1))
+            else:
+                seeds.append(int(part))
+    except ValueError:
+        raise UsageError(f"--seeds {text!r}: write a range like 0-4 or a list like 0,3,7") from None
+    if not seeds:
+        raise UsageError(f"--seeds {text!r} is an empty range: write first-last with first <= last, e.g. 0-4")
+    return sorted(set(seeds))
+
+
+def runner_module(algo: str) -> Any:
+    """``runners.ppo`` or ``runners.bc``: the trial calls its ``main`` and validates flags with its parser."""
+    if algo == "ppo":
+        from runners import ppo
+
+        return ppo
+    from runners import bc
+
+    return bc
+
+
+def parser_actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """The parser's options by destination name."""
+    return {action.dest: action for action in parser._actions if action.option_strings}
+
+
+def flag_argv(action: argparse.Action, value: Any) -> list[str]:
+    """The command-line words that set ``action`` to ``value``."""
+    flag = action.option_strings[0]
+    if isinstance(action, argparse.BooleanOptionalAction):
+        return [flag] if value else [f"--no-{flag[2:]}"]
+    if isinstance(action, argparse._StoreTrueAction):
+        return [flag] if value else []
+    return [] if value is None else [flag, str(value)]
+
+
+def resolve_key(actions: dict[str, argparse.Action], key: str, where: str) -> argparse.Action:
+    """The option a grid or benchmark key names (``lr``, ``--lr``, ``chunk-size`` or ``chunk_size``)."""
+    dest = key.lstrip("-").replace("-", "_")
+    if dest not in actions or dest == "help":
+        raise UsageError(f"{where}: unknown setting {key!r}: use a flag of the runner (see its --help)")
+    if dest in STUDY_OWNED:
+        raise UsageError(f"{where}: {key!r} is set by the study for every trial: use {STUDY_OWNED[dest]}")
+    return actions[dest]
+
+
+def convert(action: argparse.Action, text: Any, where: str) -> Any:
+    """A grid value converted as the runner's parser would (so a bad value fails before anything runs)."""
+    if isinstance(action, (argparse.BooleanOptionalAction, argparse._StoreTrueAction)):
+        if str(text).lower() in ("1", "true", "yes", "on"):
+            return True
+        if str(text).lower() in ("0", "false", "no", "off"):
+            return False
+        raise UsageError(f"{where}: {action.dest} takes true or false, got {text!r}")
+    try:
+        return action.type(text) if action.type is not None else text
+    except (argparse.ArgumentTypeError, ValueError) as error:
+        raise UsageError(f"{where}: {action.dest}={text}: {error}") from None
+
+
+def parse_grid(items: list[str], actions: dict[str, argparse.Action]) -> dict[str, list[Any]]:
+    """``["lr=1e-4,1e-3", "chunk-size=4,8"]`` -> ``{"lr": [1e-4, 1e-3], "chunk_size": [4, 8]}``."""
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not values:
+            raise UsageError(f"--grid {item!r}: write key=value1,value2 (e.g. --grid lr=1e-4,1e-3)")
+        action = resolve_key(actions, key, f"--grid {item}")
+        grid[action.dest] = [convert(action, value, f"--grid {item}") for value in values.split(",")]
+    return grid
+
+
+def user_settings(parser: argparse.ArgumentParser, rest: list[str], required: list[str]) -> dict[str, Any]:
+    """The runner flags given to the study (``--total-steps 50000 ...``), by destination, validated by the
+    runner's own parser; flags the study owns are refused."""
+    actions = parser_actions(parser)
+    for word in rest:
+        if word.startswith("--"):
+            resolve_key(actions, word.split("=", 1)[0], word)
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            namespace = parser.parse_args([*rest, *required])
+    except SystemExit:
+        message = stderr.getvalue().strip().splitlines()
+        raise UsageError(
+            message[-1].removeprefix(f"{parser.prog}: error: ") if message else "bad flag"
+        ) from None
+    return {
+        dest: value
+        for dest, value in vars(namespace).items()
+        if dest in actions and dest not in STUDY_OWNED and value != parser.get_default(dest)
+    }
+
+
+def trial_name(task: str, memory: str, variant: dict[str, Any], seed: int) -> str:
+    parts = [task, memory, *(f"{key}={value}" for key, value in variant.items()), f"s{seed}"]
+    return re.sub(r"[^A-Za-z0-9_.=-]", "_", "-".join(parts))
+
+
+def plan_trials(
+    algo: str,
+    tasks: list[Task],
+    memories: list[str],
+    seeds: list[int],
+    settings: dict[str, Any],
+    grid: dict[str, list[Any]],
+) -> list[TrialSpec]:
+    """Every trial of the study, in order: tasks x memories x grid x seeds.
+
+    Settings apply in this order: the task's own (a benchmark's), the study's flags, the grid. A memory
+    flag (``d_model``, ``hidden_size``, ...) applies only to the memories that take it; for the others it is
+    left out, and grid points that differ only in such a flag collapse into one trial.
+    """
+    from policies.memories import memory_parameters
+
+    actions = parser_actions(runner_module(algo).build_parser())
+    from runners.cli import MEMORY_FLAGS
+
+    memory_dests = {dest for dest, _, _ in MEMORY_FLAGS.values()}
+    specs: list[TrialSpec] = []
+    seen: set[str] = set()
+    for task in tasks:
+        for memory in memories:
+            skipped = memory_dests - set(memory_parameters(memory))  # memory flags this memory does not take
+            keys = [key for key in grid if key not in skipped]
+            for values in itertools.product(*(grid[key] for key in keys)):
+                variant = dict(zip(keys, values))
+                for seed in seeds:
+                    merged = {**task.settings, **settings, **variant}
+                    argv = ["--env", task.env] if task.env else []
+                    argv += ["--suite", task.suite] if task.suite else []
+                    argv += ["--demos", task.demos] if task.demos else []
+                    argv += ["--memory", memory, "--seed", str(seed)]
+                    for dest, value in merged.items():
+                        if dest not in skipped:
+                            argv += flag_argv(actions[dest], value)
+                    name = trial_name(task.name, memory, variant, seed)
+                    if name in seen:
+                        continue
+                    seen.add(name)
+                    specs.append(TrialSpec(name, algo, task.name, memory, seed, variant, argv, task.score))
+    return specs
+
+
+# ---------------------------------------------------------------------- the trial
+
+
+def last_error_line(text: str) -> str:
+    """The last ``error: ...`` line a runner printed (or the last line of a traceback)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    line = (errors or lines or ["failed without a message"])[-1]
+    return line.removeprefix("error: ").removeprefix(f"{TrialFailed.__name__}: ")
+
+
+class TrialFailed(RuntimeError):
+    """A trial that ended without a model: the message is the runner's one-line error."""
+
+
+def run_trial(config: dict[str, Any]) -> None:
+    """The Ray Tune trainable: one ``runners.ppo`` / ``runners.bc`` run, reporting to Ray Tune.
+
+    A PPO trial whose run directory already holds a checkpoint (an interrupted study being resumed)
+    continues from it with ``--resume``; a BC trial starts again. The runner's output goes to
+    ``stdout.log`` in the run directory, not to the study's console.
+    """
+    from ray import tune
+
+    spec = TrialSpec(**config["spec"])
+    run_dir = Path(config["study_dir"]) / "trials" / spec.name
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if spec.algo == "ppo" and (run_dir / "config.json").is_file() and any(run_dir.glob("checkpoints/*.zip")):
+        argv = ["--resume", str(run_dir)]
+    else:
+        argv = [*spec.argv, "--logdir", str(run_dir), "--overwrite", "--no-progress"]
+        argv += ["--threads", str(config["threads"])]
+    write_json(run_dir / "trial.json", {**asdict(spec), "label": spec.label})
+    module = runner_module(spec.algo)
+    with (
+        open(run_dir / "stdout.log", "a") as log,
+        contextlib.redirect_stdout(log),
+        contextlib.redirect_stderr(log),
+    ):
+        print(f"$ python -m runners.{spec.algo} {' '.join(argv)}", flush=True)
+        try:
+            code = module.main(argv, reporter=tune.report)
+        except (UsageError, ValueError) as error:
+            print(f"error: {str(error).splitlines()[0]}", flush=True)
+            code = 2
+    if code != 0:
+        raise TrialFailed(last_error_line((run_dir / "stdout.log").read_text()))
+
+
+# ---------------------------------------------------------------------- the console
+
+
+STATUS_WIDTH = 10
+
+
+class StudyProgress:
+    """The study's console: one line per trial event (start, evaluation, end) and, in a terminal, a compact
+    live table (trial, memory, seed, frames, latest success / return, status). Ray's own output stays off."""
+
+    def __init__(self, specs: list[TrialSpec]) -> None:
+        self.rows: dict[str, dict[str, Any]] = {
+            spec.name: {
+                "memory": spec.label,
+                "seed": spec.seed,
+                "frames": 0,
+                "latest": "",
+                "status": "pending",
+            }
+            for spec in specs
+        }
+        self.interactive = sys.stdout.isatty()
+        self.live: Any = None
+
+    def table(self) -> Any:
+        from rich.table import Table
+
+        table = Table(box=None, pad_edge=False)
+        for column in ("trial", "memory", "seed", "frames", "latest", "status"):
+            table.add_column(column, justify="right" if column in ("seed", "frames") else "left")
+        for name, row in self.rows.items():
+            table.add_row(
+                name, row["memory"], str(row["seed"]), f"{row['frames']:,}", row["latest"], row["status"]
+            )
+        return table
+
+    def start(self) -> None:
+        if self.interactive:
+            from rich.live import Live
+
+            self.live = Live(self.table(), refresh_per_second=2, transient=False)
+            self.live.start()
+        else:
+            print(f"{len(self.rows)} trials; a line per trial start, evaluation and end", flush=True)
+
+    def stop(self) -> None:
+        if self.live is not None:
+            self.live.update(self.table())
+            self.live.stop()
+
+    def update(self, name: str, message: str | None = None, **row: Any) -> None:
+        if name not in self.rows:
+            return
+        self.rows[name].update(row)
+        if self.live is not None:
+            self.live.update(self.table())
+        elif message:
+            print(f"[{time.strftime('%H:%M:%S')}] {name}: {message}", flush=True)
+
+
+def latest_summary(result: dict[str, Any]) -> str:
+    """``"heldout 0.84 / 0.80"``: success rate / mean return of each evaluated env in a result."""
+    parts = []
+    for key, value in result.items():
+        match = re.fullmatch(r"eval/(.+)/success_rate", key)
+        if match and value is not None:
+            reward = result.get(f"eval/{match.group(1)}/mean_reward")
+            parts.append(f"{match.group(1)} {value:.2f} / {reward:.2f}")
+    return ", ".join(parts)
+
+
+# The console of the study running in this process: Ray Tune pickles its callbacks with the experiment, so the
+# callback looks the console up here instead of holding it (a restored study gets the new console).
+_PROGRESS: StudyProgress | None = None
+
+
+def trial_spec_name(trial: Any) -> str:
+    """The study's name of a Ray Tune trial (a search trial's name ends with Ray's trial id)."""
+    name = trial.config["spec"]["name"]
+    return name if "search" not in trial.config else f"{name}-{trial.trial_id}"
+
+
+def trial_dirname(trial: Any) -> str:
+    """Ray's folder for a trial: the study's trial name (Ray's default spells out the whole config)."""
+    return trial_spec_name(trial)
+
+
+def make_tune_callback() -> Any:
+    from ray import tune
+
+    class ProgressCallback(tune.Callback):
+        """Feeds Ray Tune's trial events to the study's console."""
+
+        def __getstate__(self) -> dict[str, Any]:
+            return {}
+
+        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            if _PROGRESS is not None:
+                _PROGRESS.update(trial_spec_name(trial), "started", status="running")
+
+        def on_trial_result(
+            self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+        ) -> None:
+            if _PROGRESS is None:
+                return
+            name = trial_spec_name(trial)
+            before = _PROGRESS.rows.get(name, {}).get("latest", "")
+            latest = latest_summary(result) or before
+            _PROGRESS.update(
+                name,
+                f"{int(result.get('frames', 0)):,} frames, {latest}" if latest != before else None,
+                frames=int(result.get("frames", 0)),
+                latest=latest,
+            )
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            if _PROGRESS is not None:
+                _PROGRESS.update(trial_spec_name(trial), "finished", status="finished")
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            if _PROGRESS is not None:
+                _PROGRESS.update(trial_spec_name(trial), "FAILED", status="FAILED")
+
+    return ProgressCallback()
+
+
+# ---------------------------------------------------------------------- the study
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = make_parser(
+        "python -m runners.study",
+        "Run tasks x memories x seeds (x a grid) as Ray Tune trials, then write trials.csv and the report. "
+        "Any other runners.ppo (or runners.bc) flag, e.g. --total-steps 50000, applies to every trial.",
+    )
+    what = parser.add_argument_group("what to run")
+    what.add_argument("--env", action="append", default=None, help="an env id (repeatable: one task each)")
+    what.add_argument("--suite", default=None, help="a generalization suite (envs.suites.list_suites())")
+    what.add_argument(
+        "--benchmark", default=None, help="a named benchmark (envs.benchmark.list_benchmarks())"
+    )
+    what.add_argument("--algo", choices=ALGOS, default="ppo", help="ppo, or bc from demonstrations")
+    what.add_argument(
+        "--demos", action="append", default=None, help="bc: FILE, or ENV=FILE per env (repeatable)"
+    )
+    what.add_argument("--memories", default="tlb,lstm", help="comma-separated memories")
+    what.add_argument("--seeds", default="0-2", help="run seeds: a range 0-4 or a list 0,3,7")
+    what.add_argument(
+        "--grid", nargs="+", default=[], metavar="KEY=V1,V2", help="more axes over any runner flag"
+    )
+    where = parser.add_argument_group("where and how")
+    where.add_argument("--out", default=None, help="study directory (default runs/studies/<time>)")
+    where.add_argument("--resume", default=None, metavar="STUDY_DIR", help="continue an interrupted study")
+    where.add_argument(
+        "--cpus-per-trial", type=positive_int, default=1, help="CPUs (and torch threads) per trial"
+    )
+    where.add_argument(
+        "--max-concurrent", type=positive_int, default=None, help="at most this many trials at once"
+    )
+    where.add_argument(
+        "--address", default=None, help="an existing Ray cluster: auto, or ray://HOST:PORT (default: local)"
+    )
+    search = parser.add_argument_group("search (instead of a grid)")
+    search.add_argument("--search", choices=("optuna",), default=None, help="tune with Ray Tune's Optuna")
+    search.add_argument("--num-samples", type=positive_int, default=10, help="configurations to try")
+    search.add_argument("--metric", default="eval/heldout/success_rate", help="reported metric to optimise")
+    search.add_argument("--mode", choices=("max", "min"), default="max", help="maximise or minimise it")
+    return parser
+
+
+def study_tasks(args: argparse.Namespace) -> list[Task]:
+    """The tasks the study's arguments name; unknown envs, suites and benchmarks fail here."""
+    from envs.make import resolve_env_spec
+    from envs.suites import get_suite
+
+    chosen = [name for name in ("env", "suite", "benchmark") if getattr(args, name)]
+    if args.suite and args.env and len(args.env) == 1:
+        chosen.remove("env")  # --suite unseen-seeds --env ID
+    if len(chosen) != 1:
+        raise UsageError(
+            "name what to run with exactly one of --env ID (repeatable), --suite NAME, --benchmark NAME"
+        )
+    if args.benchmark:
+        from envs.benchmark import load_benchmark
+
+        benchmark = load_benchmark(args.benchmark)
+        tasks = []
+        for task in benchmark.tasks:
+            resolve_env_spec(task.env)
+            settings = {**task.hyperparams, "stochastic_eval": not task.deterministic_eval}
+            tasks.append(Task(task.name, env=task.env, settings=settings, score=task.as_dict()))
+        return tasks
+    if args.suite:
+        env = args.env[0] if args.env else None
+        suite = get_suite(args.suite, env)
+        return [Task(suite.name if env is None else f"{suite.name}-{env}", env=env, suite=args.suite)]
+    for env in args.env:
+        resolve_env_spec(env)
+    return [Task(env, env=env) for env in args.env]
+
+
+def attach_demos(args: argparse.Namespace, tasks: list[Task]) -> list[Task]:
+    """BC tasks with their demonstrations file (``--demos FILE`` or ``--demos ENV=FILE``)."""
+    if args.algo != "bc":
+        if args.demos:
+            raise UsageError("--demos is for --algo bc")
+        return tasks
+    files: dict[str | None, str] = {}
+    for item in args.demos or []:
+        env, sep, path = item.rpartition("=")
+        files[env if sep else None] = path
+    with_demos = []
+    for task in tasks:
+        path = files.get(task.env if task.suite is None else task.name) or files.get(None)
+        if path is None:
+            raise UsageError(f"--algo bc needs demonstrations for {task.name}: pass --demos {task.name}=FILE")
+        if not Path(path).is_file():
+            raise UsageError(f"demos file {path} does not exist: create it with python -m runners.demos")
+        # runners.bc takes the env from the demos file; --env there only checks it.
+        with_demos.append(
+            Task(
+                task.name,
+                env=task.env if task.suite is None else None,
+                suite=task.suite,
+                settings=task.settings,
+                score=task.score,
+                demos=path,
+            )
+        )
+    return with_demos
+
+
+def default_study_dir() -> Path:
+    return Path("runs") / "studies" / dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def machine_description() -> str:
+    return f"{platform.node()}: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"
+
+
+@dataclass
+class StudyPlan:
+    args: argparse.Namespace
+    argv: list[str]
+    specs: list[TrialSpec]
+    study_dir: Path
+    search_space: dict[str, Any]
+
+
+def plan_study(argv: list[str]) -> StudyPlan:
+    """Parse and check everything (envs, memories, flags, grid, seeds) before anything starts."""
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    from policies.memories import MEMORY_CLASSES
+
+    memories = [memory.strip() for memory in args.memories.split(",") if memory.strip()]
+    unknown = [memory for memory in memories if memory not in MEMORY_CLASSES]
+    if unknown or not memories:
+        bad = unknown[0] if unknown else "(none)"
+        raise UsageError(f"--memories: unknown memory {bad!r}: use some of {', '.join(MEMORY_CLASSES)}")
+    seeds = parse_seeds(args.seeds)
+    from envs.suites import MAX_RUN_SEED
+
+    if seeds[0] < 0 or seeds[-1] > MAX_RUN_SEED:
+        raise UsageError(f"--seeds {args.seeds}: run seeds must be in 0..{MAX_RUN_SEED}")
+    tasks = attach_demos(args, study_tasks(args))
+    runner_parser = runner_module(args.algo).build_parser()
+    required = ["--demos", "unused"] if args.algo == "bc" else []
+    settings = user_settings(runner_parser, rest, required)
+    actions = parser_actions(runner_parser)
+    search_space: dict[str, Any] = {}
+    if args.search:
+        search_space = parse_search_space(args.grid, actions)
+        grid: dict[str, list[Any]] = {}
+        if len(memories) * len(tasks) != 1:
+            raise UsageError("--search tunes one memory on one task: pass one --memories and one task")
+    else:
+        grid = parse_grid(args.grid, actions)
+    specs = plan_trials(args.algo, tasks, memories, seeds if not args.search else seeds[:1], settings, grid)
+    study_dir = Path(args.out) if args.out else default_study_dir()
+    return StudyPlan(args, argv, specs, study_dir, search_space)
+
+
+def parse_search_space(items: list[str], actions: dict[str, argparse.Action]) -> dict[str, Any]:
+    """``--grid lr=log:1e-4:1e-2 chunk_size=4,8,16``: ``log:LOW:HIGH`` (log-uniform), ``uniform:LOW:HIGH``,
+    ``int:LOW:HIGH`` or a list of choices, for Ray Tune's Optuna searcher."""
+    from ray import tune
+
+    space: dict[str, Any] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        if not sep or not values:
+            raise UsageError(f"--grid {item!r}: write key=log:LOW:HIGH, key=uniform:LOW:HIGH or key=v1,v2")
+        action = resolve_key(actions, key, f"--grid {item}")
+        kind, _, bounds = values.partition(":")
+        if kind in ("log", "uniform", "int"):
+            try:
+                low, high = (float(bound) for bound in bounds.split(":"))
+            except ValueError:
+                raise UsageError(f"--grid {item!r}: write {kind}:LOW:HIGH") from None
+            sampler = {"log": tune.loguniform, "uniform": tune.uniform}.get(kind)
+            space[action.dest] = sampler(low, high) if sampler else tune.randint(int(low), int(high) + 1)
+        else:
+            space[action.dest] = tune.choice(
+                [convert(action, value, f"--grid {item}") for value in values.split(",")]
+            )
+    if not space:
+        raise UsageError(
+            "--search needs a search space: --grid key=log:LOW:HIGH (or uniform:, int:, or choices)"
+        )
+    return space
+
+
+# Keys of a search trial's config that are not sampled settings.
+SEARCH_CONFIG_KEYS = ("spec", "study_dir", "threads", "search")
+
+
+def search_trial(config: dict[str, Any]) -> None:
+    """A trial of an Optuna search: the sampled settings are added to the base trial's arguments."""
+    from ray import tune
+
+    spec = dict(config["spec"])
+    sampled = {
+        key: value for key, value in config.items() if key not in ("spec", "study_dir", "threads", "search")
+    }
+    actions = parser_actions(runner_module(spec["algo"]).build_parser())
+    spec["argv"] = [
+        *spec["argv"],
+        *itertools.chain.from_iterable(flag_argv(actions[k], v) for k, v in sampled.items()),
+    ]
+    spec["variant"] = {**spec["variant"], **sampled}
+    spec["name"] = f"{spec['name']}-{tune.get_context().get_trial_id()}"
+    run_trial({**config, "spec": spec})
+
+
+def quiet_ray() -> None:
+    """Keep Ray's logs (and trial tracebacks) off the console: failures are summarised by the study."""
+    for name in ("ray", "ray.tune", "ray.train", "ray.data"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def write_trials_csv(study_dir: Path, rows: list[dict[str, Any]]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    tmp = study_dir / "trials.csv.tmp"
+    with open(tmp, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(study_dir / "trials.csv")
+
+
+def trial_row(spec: TrialSpec, run_dir: Path, status: str, error: str) -> dict[str, Any]:
+    """One row of ``trials.csv``: the trial's config, final metrics, frames, wall time, fps and status."""
+    row: dict[str, Any] = {
+        "trial": spec.name,
+        "status": status,
+        "task": spec.task,
+        "memory": spec.memory,
+        "seed": spec.seed,
+        **{f"grid/{key}": value for key, value in spec.variant.items()},
+        "argv": " ".join(spec.argv),
+    }
+    summary = read_json(run_dir / "run_summary.json")
+    row.update(frames=summary.get("frames"), wall_s=summary.get("seconds"), fps=summary.get("fps"))
+    for name, result in read_json(run_dir / "final_eval.json").items():
+        row[f"final/{name}/success_rate"] = result.get("success_rate")
+        row[f"final/{name}/mean_reward"] = result.get("mean_return")
+        row[f"final/{name}/mean_ep_length"] = result.get("mean_length")
+    row["run_dir"] = str(run_dir)
+    row["error"] = error
+    return row
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        import optuna  # noqa: F401
+        import ray  # noqa: F401
+        import rliable  # noqa: F401
+    except ImportError:
+        raise UsageError(STUDY_EXTRA) from None
+    resume = build_parser().parse_known_args(argv)[0].resume
+    if resume is not None:
+        saved = read_json(Path(resume) / "study.json")
+        if not saved:
+            raise UsageError(f"--resume {resume}: no study.json there; pass the --out directory of a study")
+        argv = [*saved["argv"], "--out", resume]
+    plan = plan_study(argv)
+    study_dir = plan.study_dir.resolve()
+    if resume is None:
+        if (study_dir / "study.json").exists():
+            raise UsageError(
+                f"study directory {study_dir} already holds a study: --resume it or pass another --out"
+            )
+        study_dir.mkdir(parents=True, exist_ok=True)
+        write_json(
+            study_dir / "study.json",
+            {
+                "argv": [
+                    word
+                    for i, word in enumerate(argv)
+                    if word != "--out" and (i == 0 or argv[i - 1] != "--out")
+                ],
+                "command": " ".join(["python -m runners.study", *argv]),
+                "started": dt.datetime.now().isoformat(timespec="seconds"),
+                "machine": machine_description(),
+                "trials": [spec.name for spec in plan.specs],
+            },
+        )
+    return run_study(plan, study_dir, resume is not None)
+
+
+def run_study(plan: StudyPlan, study_dir: Path, resume: bool) -> int:
+    """Run (or resume) the study's trials on Ray Tune, then write ``trials.csv`` and the report."""
+    global _PROGRESS
+    import ray
+    from ray import tune
+
+    args = plan.args
+    os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Trials import the project's packages: make them importable wherever Ray starts its workers.
+    project_root = str(Path(__file__).resolve().parents[1])
+    python_path = os.pathsep.join(filter(None, [project_root, os.environ.get("PYTHONPATH")]))
+    init_kwargs: dict[str, Any] = dict(
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+        runtime_env={"env_vars": {"PYTHONPATH": python_path, "OMP_NUM_THREADS": str(args.cpus_per_trial)}},
+    )
+    if args.address:
+        ray.init(address=args.address, **init_kwargs)
+    else:
+        ray.init(num_cpus=os.cpu_count(), **init_kwargs)
+    quiet_ray()
+    _PROGRESS = StudyProgress(plan.specs)
+    base = {"study_dir": str(study_dir), "threads": args.cpus_per_trial}
+    trainable = tune.with_resources(search_trial if args.search else run_trial, {"cpu": args.cpus_per_trial})
+    start = time.time()
+    _PROGRESS.start()
+    try:
+        if resume:
+            tuner = tune.Tuner.restore(
+                str(study_dir / "ray"), trainable, resume_unfinished=True, resume_errored=True
+            )
+        else:
+            if args.search:
+                from ray.tune.search.optuna import OptunaSearch
+
+                param_space = {"spec": asdict(plan.specs[0]), **base, "search": True, **plan.search_space}
+                tune_config = tune.TuneConfig(
+                    search_alg=OptunaSearch(),
+                    metric=args.metric,
+                    mode=args.mode,
+                    num_samples=args.num_samples,
+                    max_concurrent_trials=args.max_concurrent,
+                    trial_name_creator=trial_dirname,
+                    trial_dirname_creator=trial_dirname,
+                )
+            else:
+                param_space = {"spec": tune.grid_search([asdict(spec) for spec in plan.specs]), **base}
+                tune_config = tune.TuneConfig(
+                    max_concurrent_trials=args.max_concurrent,
+                    trial_name_creator=trial_dirname,
+                    trial_dirname_creator=trial_dirname,
+                )
+            tuner = tune.Tuner(
+                trainable,
+                param_space=param_space,
+                tune_config=tune_config,
+                run_config=tune.RunConfig(
+                    name="ray",
+                    storage_path=str(study_dir),
+                    verbose=0,
+                    callbacks=[make_tune_callback()],
+                    failure_config=tune.FailureConfig(max_failures=0),
+                ),
+            )
+        results = tuner.fit()
+    finally:
+        _PROGRESS.stop()
+    wall = time.time() - start
+
+    outcomes: dict[str, tuple[TrialSpec, str, str]] = {}
+    for result in results:
+        spec = TrialSpec(**result.config["spec"])
+        if "search" in result.config:
+            trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name.rsplit("-", 1)[-1]
+            sampled = {key: value for key, value in result.config.items() if key not in SEARCH_CONFIG_KEYS}
+            variant = {**spec.variant, **sampled}
+            spec = TrialSpec(**{**asdict(spec), "name": f"{spec.name}-{trial_id}", "variant": variant})
+        if result.error:
+            outcomes[spec.name] = (spec, "failed", last_error_line(str(result.error)))
+        elif (result.metrics or {}).get("done"):
+            outcomes[spec.name] = (spec, "finished", "")
+        else:
+            outcomes[spec.name] = (spec, "unfinished", "")
+    if not args.search:
+        for spec in plan.specs:  # trials an interruption kept from starting
+            outcomes.setdefault(spec.name, (spec, "pending", ""))
+    rows = [
+        trial_row(spec, study_dir / "trials" / name, status, error)
+        for name, (spec, status, error) in outcomes.items()
+    ]
+    write_trials_csv(study_dir, rows)
+    study = read_json(study_dir / "study.json")
+    study.update(finished=dt.datetime.now().isoformat(timespec="seconds"), wall_s_last_session=wall)
+    write_json(study_dir / "study.json", study)
+    ray.shutdown()
+
+    from runners.report import write_report
+
+    report = write_report([study_dir], study_dir)
+    counts = {
+        status: sum(row["status"] == status for row in rows)
+        for status in ("finished", "failed", "unfinished", "pending")
+    }
+    print(f"\n{counts['finished']} of {len(rows)} trials finished in {wall:.0f} s")
+    print(f"trials: {study_dir / 'trials.csv'}")
+    print(f"report: {report}")
+    failed = [(row["trial"], row["error"]) for row in rows if row["status"] == "failed"]
+    if counts["unfinished"] or counts["pending"]:
+        print(
+            f"interrupted: {counts['unfinished']} unfinished and {counts['pending']} pending trial(s); "
+            f"continue with: python -m runners.study --resume {study_dir}",
+            file=sys.stderr,
+        )
+        if not failed:
+            return 130
+    if failed:
+        print(f"{len(failed)} trial(s) failed:", file=sys.stderr)
+        for name, error in failed:
+            print(f"  {name}: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
