@@ -176,7 +176,8 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
             state = {**state, **{CRITIC_STATE_PREFIX + k: v for k, v in critic_state.items()}}
         return state
 
-    def _split_state(self, state: MemoryState) -> tuple[MemoryState, MemoryState]:
+    def split_state(self, state: MemoryState) -> tuple[MemoryState, MemoryState]:
+        """The policy's memory state as (``self.memory``'s state, ``self.critic_memory``'s state or {})."""
         if self.critic_memory is None:
             return state, {}
         n = len(CRITIC_STATE_PREFIX)
@@ -194,7 +195,7 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         The latents are flat in both cases: [B or M * L, memory.output_dim].
         """
         pi_features, vf_features = self._actor_critic_features(obs)
-        actor_state, critic_state = self._split_state(state)
+        actor_state, critic_state = self.split_state(state)
 
         def run(
             memory: Memory, x: torch.Tensor, memory_state: MemoryState

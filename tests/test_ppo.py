@@ -113,6 +113,9 @@ def test_critic_memory_options_train_what_they_say_and_keep_the_first_update_exa
     state = policy.initial_state(3)
     critic_keys = [key for key in state if key.startswith("critic_")]
     assert bool(critic_keys) == (mode == "separate")
+    actor_state, critic_state = policy.split_state(state)
+    assert actor_state.keys() == policy.memory.initial_state(3).keys()
+    assert bool(critic_state) == (mode == "separate")
     model.learn(48)
     assert abs(model.logger.name_to_value["train/approx_kl"]) < 1e-6
     actor_grad, critic_grad = critic_grad_norms(model)

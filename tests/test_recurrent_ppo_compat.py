@@ -292,7 +292,7 @@ def test_defaults_follow_recurrent_ppo_and_the_choice_is_printed(capsys: pytest.
     model = MemoryPPO("MlpPolicy", "CartPole-v1", n_steps=36, verbose=1)
     assert model.sequence_length == 4
     assert "sequence_length=4" in capsys.readouterr().out
-    MemoryPPO("MlpPolicy", "CartPole-v1", n_steps=36, sequence_length=12, batch_size=24, verbose=1)
+    MemoryPPO("MlpPolicy", "CartPole-v1", n_steps=36, sequence_length=12, batch_size=36, verbose=1)
     assert "sequence_length" not in capsys.readouterr().out  # the user's own choice is not announced
 
 
