@@ -44,10 +44,13 @@ def tiny_model(env: Any, memory: str, policy: str = "MlpPolicy", **kwargs: Any) 
     return MemoryPPO(policy, env, policy_kwargs=policy_kwargs, **settings)
 
 
-@pytest.mark.parametrize("memory", MEMORIES)
-def test_training_recomputes_the_rollout_exactly(memory: str) -> None:
+@pytest.mark.parametrize(
+    "memory, critic_memory",
+    [*((memory, None) for memory in MEMORIES), ("tlb", "separate"), ("lstm", "separate"), ("gru", "none")],
+)
+def test_training_recomputes_the_rollout_exactly(memory: str, critic_memory: str | None) -> None:
     env = make_vec_env("CartPole-v1", n_envs=3, seed=0)  # random-policy episodes end at any step
-    model = tiny_model(env, memory, batch_size=24)
+    model = tiny_model(env, memory, batch_size=24, policy_kwargs=dict(critic_memory=critic_memory))
     model._setup_learn(total_timesteps=10_000, callback=None)
     callback = model._init_callback(None)
     for _ in range(3):  # later rollouts start with a carried state, mid-episode and mid-chunk
