@@ -119,7 +119,9 @@ def test_tlb_sequence_loops_over_chunks_not_steps(monkeypatch: pytest.MonkeyPatc
     calls = []
     for name in ("fast_stream", "fast_head", "fast_tail"):
         original = getattr(memory, name)
-        monkeypatch.setattr(memory, name, lambda *a, _f=original, _n=name: calls.append(_n) or _f(*a))
+        monkeypatch.setattr(
+            memory, name, lambda *a, _f=original, _n=name, **k: calls.append(_n) or _f(*a, **k)
+        )
     starts = torch.rand(16, 64) < 0.05
     memory.sequence(torch.randn(16, 64, INPUT_DIM), state, starts)
     # What does not read the slow latents runs once for all chunks; the rest once per chunk generation.

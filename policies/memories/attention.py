@@ -35,15 +35,28 @@ class Attention(nn.Module):
     ) -> torch.Tensor:
         """Attention of ``query`` [B, Lq, D] over already projected keys and values ``keys_values``
         [B, Lk, 2D] (``key_value(context)``: what a cache keeps)."""
+        return self.attend_projected(self.project_query(query), keys_values, attn_mask, is_causal)
+
+    def project_query(self, query: torch.Tensor) -> torch.Tensor:
+        """The queries split into heads: [B, Lq, D] -> [B, H, Lq, D / H]."""
         batch, n_query, d_model = query.shape
+        return self.query(query).view(batch, n_query, self.n_heads, d_model // self.n_heads).transpose(1, 2)
+
+    def attend_projected(
+        self,
+        q: torch.Tensor,
+        keys_values: torch.Tensor,
+        attn_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+    ) -> torch.Tensor:
+        """``attend`` from queries already projected by ``project_query``."""
+        batch, n_heads, n_query, head_dim = q.shape
         n_key = keys_values.shape[1]
-        head_dim = d_model // self.n_heads
-        q = self.query(query).view(batch, n_query, self.n_heads, head_dim).transpose(1, 2)
-        k, v = keys_values.view(batch, n_key, 2, self.n_heads, head_dim).unbind(dim=2)
+        k, v = keys_values.view(batch, n_key, 2, n_heads, head_dim).unbind(dim=2)
         out = F.scaled_dot_product_attention(
             q, k.transpose(1, 2), v.transpose(1, 2), attn_mask=attn_mask, is_causal=is_causal
         )
-        return self.out(out.transpose(1, 2).reshape(batch, n_query, d_model))
+        return self.out(out.transpose(1, 2).reshape(batch, n_query, n_heads * head_dim))
 
     def weights(self, query: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Unmasked attention probabilities averaged over heads, [B, Lq, Lk] (for inspection only)."""
@@ -114,9 +127,19 @@ class CrossAttentionBlock(nn.Module):
         self.attn = Attention(d_model, n_heads)
         self.ffn = FeedForward(d_model, ffn_mult)
 
-    def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.norm_query(x), self.norm_memory(memory))
+    def forward(
+        self, x: torch.Tensor, memory: torch.Tensor, queries: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """With ``queries`` (``self.queries(x)``, computed beforehand for many ``x`` at once), the block
+        skips projecting them."""
+        if queries is None:
+            queries = self.queries(x)
+        x = x + self.attn.attend_projected(queries, self.attn.key_value(self.norm_memory(memory)))
         return x + self.ffn(x)
+
+    def queries(self, x: torch.Tensor) -> torch.Tensor:
+        """The attention's queries for positions ``x`` [B, L, D], split into heads: [B, H, L, D / H]."""
+        return self.attn.project_query(self.norm_query(x))
 
     def read_weights(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         """How much each query position reads each memory slot, averaged over heads: [B, Lq, Lm]."""

@@ -168,16 +168,21 @@ class TemporalLatentBottleneck(Memory):
         return h, keys_values
 
     def fast_tail(
-        self, h: torch.Tensor, latents: torch.Tensor, reads: list[torch.Tensor] | None = None
+        self,
+        h: torch.Tensor,
+        latents: torch.Tensor,
+        reads: list[torch.Tensor] | None = None,
+        queries: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The rest of the fast stream, from the first cross-attention block on: [S, L, D] and the latents
         [S, N, D] -> [S, L, D]. With a ``reads`` list, each cross-attention block appends its [S, L, N]
-        attention to the latents."""
+        attention to the latents. ``queries``: the first block's, if already computed from ``h``."""
         for block in self.tail_blocks:
             if isinstance(block, CrossAttentionBlock):
                 if reads is not None:
                     reads.append(block.read_weights(h, latents))
-                h = block(h, latents)
+                h = block(h, latents, queries)
+                queries = None
             else:
                 h = block(h)
         return h
@@ -272,7 +277,8 @@ class TemporalLatentBottleneck(Memory):
         ([B, N], averaged over heads and cross-attention blocks): what the attention plots show."""
         batch = x.shape[0]
         fingerprint = self.weights_fingerprint()
-        state = reset_where(state, episode_start, self._initial_state(batch, fingerprint))
+        if bool(episode_start.any()):
+            state = reset_where(state, episode_start, self._initial_state(batch, fingerprint))
         state = self._refresh_stale(state, fingerprint)
         latents, position = state["latents"], state["position"].long()
         slot = nn.functional.one_hot(position, self.chunk_size).bool().unsqueeze(-1)  # [B, K, 1]
@@ -341,6 +347,8 @@ class TemporalLatentBottleneck(Memory):
         source = torch.cat([x.reshape(batch * length, -1), carried, x.new_zeros(1, x.shape[2])])
         packed = source[index(plan.source_index)].view(plan.n_segments, k, -1)  # generation-major order
         h, keys_values = self.fast_head(packed)
+        # The first cross-attention block's queries do not depend on the latents either.
+        queries = self.tail_blocks[0].queries(h).split(plan.generation_sizes)
 
         latent_source = torch.cat([state["latents"], self.initial_latents.unsqueeze(0)])
         latents = latent_source[index(plan.first_latents)]
@@ -349,7 +357,7 @@ class TemporalLatentBottleneck(Memory):
             if g > 0:
                 previous = updates[-1]
                 latents = previous if plan.predecessors[g] is None else previous[index(plan.predecessors[g])]
-            out = self.fast_tail(h_g, latents)
+            out = self.fast_tail(h_g, latents, queries=queries[g])
             outputs.append(out)
             segment_latents.append(latents)
             n_complete = plan.n_complete[g]  # the complete segments come first in a generation
