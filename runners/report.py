@@ -184,6 +184,13 @@ def iqm_and_mean(scores: np.ndarray) -> np.ndarray:
     return np.array([metrics.aggregate_iqm(scores), metrics.aggregate_mean(scores)])
 
 
+def seeded(seed: int) -> np.random.RandomState:
+    """The RandomState for rliable, with numpy's global RNG seeded too: rliable's stratified bootstrap also
+    draws from it, so without this the same report would give slightly different intervals each time."""
+    np.random.seed(seed)
+    return np.random.RandomState(seed)
+
+
 def interval_estimates(
     score_dict: dict[str, np.ndarray], seed: int = 0
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
@@ -193,7 +200,7 @@ def interval_estimates(
     from rliable import library as rly
 
     return rly.get_interval_estimates(
-        score_dict, iqm_and_mean, reps=BOOTSTRAP_REPS, random_state=np.random.RandomState(seed)
+        score_dict, iqm_and_mean, reps=BOOTSTRAP_REPS, random_state=seeded(seed)
     )
 
 
@@ -211,7 +218,7 @@ def improvement_probabilities(
         pairs,
         metrics.probability_of_improvement,
         reps=BOOTSTRAP_REPS,
-        random_state=np.random.RandomState(seed),
+        random_state=seeded(seed),
     )
     return {pair: float(value) for pair, value in points.items()}, intervals
 
@@ -267,7 +274,7 @@ def plot_curves(task: TaskScores, path: Path) -> str | None:
         scores = {label: matrix[:, None, :]}  # [runs, tasks=1, frames]
         mean_per_frame = lambda s: np.array([metrics.aggregate_mean(s[..., i]) for i in range(s.shape[-1])])  # noqa: E731
         points, intervals = rly.get_interval_estimates(
-            scores, mean_per_frame, reps=BOOTSTRAP_REPS, random_state=np.random.RandomState(index)
+            scores, mean_per_frame, reps=BOOTSTRAP_REPS, random_state=seeded(index)
         )
         color = f"C{index}"
         ax.plot(
@@ -328,7 +335,7 @@ def plot_profiles(score_dict: dict[str, np.ndarray], xlabel: str, path: Path) ->
     values = np.concatenate([scores.ravel() for scores in score_dict.values()])
     low, high = float(np.nanmin(values)), float(np.nanmax(values))
     tau_list = np.linspace(low - 1e-9, high + 1e-9 if high > low else low + 1.0, 101)
-    np.random.seed(0)  # rliable's performance-profile bootstrap draws from numpy's global RNG
+    seeded(0)  # rliable's performance-profile bootstrap draws from numpy's global RNG
     profiles, cis = rly.create_performance_profile(score_dict, tau_list, reps=BOOTSTRAP_REPS)
     import matplotlib.pyplot as plt
 

@@ -429,6 +429,7 @@ def build_parser() -> argparse.ArgumentParser:
         "Run tasks x memories x seeds (x a grid) as Ray Tune trials, then write trials.csv and the report. "
         "Any other runners.ppo (or runners.bc) flag, e.g. --total-steps 50000, applies to every trial.",
     )
+    parser.allow_abbrev = False  # "--seed 3" must not pass for "--seeds 3": the runners' flags pass through
     what = parser.add_argument_group("what to run")
     what.add_argument("--env", action="append", default=None, help="an env id (repeatable: one task each)")
     what.add_argument("--suite", default=None, help="a generalization suite (envs.suites.list_suites())")

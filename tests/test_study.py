@@ -1,0 +1,285 @@
+"""runners.study (Ray Tune) and runners.report (rliable): planning, bad input, whole tiny studies, failed
+trials, resuming an interrupted study, the statistics and unreadable runs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from envs.suites import HELDOUT_SEED_START, TRAIN_SEED_STRIDE, training_env_seed
+from runners import ppo, report, study
+from runners.cli import UsageError, run_main
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV_ID = "MiniGrid-MemoryS7-v0"
+# Every trial trains for two tiny updates and evaluates twice on 2 episodes.
+TINY = [
+    "--total-steps", "256", "--n-envs", "2", "--n-steps", "64", "--batch-size", "64",
+    "--sequence-length", "16", "--n-epochs", "1", "--eval-freq", "128", "--eval-episodes", "2",
+    "--features-dim", "16", "--d-model", "16", "--n-heads", "2", "--chunk-size", "4", "--n-latents", "2",
+    "--hidden-size", "16",
+]  # fmt: skip
+
+
+def run_study(argv: list[str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python -m runners.study ARGV`` in a subprocess, as a user runs it (Ray starts and stops there)."""
+    return subprocess.run(
+        [sys.executable, "-m", "runners.study", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+
+
+def read_trials(study_dir: Path) -> dict[str, dict[str, str]]:
+    with open(study_dir / "trials.csv") as file:
+        return {row["trial"]: row for row in csv.DictReader(file)}
+
+
+# ---------------------------------------------------------------------- planning and bad input
+
+
+def test_seeds_parse_as_ranges_and_lists() -> None:
+    assert study.parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert study.parse_seeds("3,0,7") == [0, 3, 7]
+    assert study.parse_seeds("5") == [5]
+    with pytest.raises(UsageError, match="empty range"):
+        study.parse_seeds("4-2")
+
+
+def test_memory_flags_apply_only_to_the_memories_that_take_them() -> None:
+    plan = study.plan_study(
+        ["--env", ENV_ID, "--memories", "tlb,lstm", "--seeds", "0-1", "--grid", "chunk_size=4,8", "lr=1e-3",
+         "--d-model", "32", "--total-steps", "5000"]
+    )  # fmt: skip
+    names = [spec.name for spec in plan.specs]
+    # tlb: 2 chunk sizes x 2 seeds; lstm takes neither chunk_size nor d_model: its grid points collapse.
+    assert len(names) == len(set(names)) == 6
+    lstm = [spec for spec in plan.specs if spec.memory == "lstm"]
+    assert len(lstm) == 2 and all("--d-model" not in s.argv and "--chunk-size" not in s.argv for s in lstm)
+    assert all(s.argv[s.argv.index("--lr") + 1] == "0.001" for s in plan.specs)
+    tlb = [spec for spec in plan.specs if spec.memory == "tlb"]
+    assert {spec.variant["chunk_size"] for spec in tlb} == {4, 8}
+    assert all("--d-model" in s.argv and s.argv[s.argv.index("--total-steps") + 1] == "5000" for s in tlb)
+    assert tlb[0].label == "tlb chunk_size=4 lr=0.001"
+
+
+def test_benchmark_settings_come_first_and_study_flags_override_them() -> None:
+    plan = study.plan_study(["--benchmark", "memory", "--memories", "lstm", "--seeds", "0", "--lr", "3e-4"])
+    (spec,) = plan.specs
+    assert spec.task == "MemoryS7" and spec.score and spec.score["threshold"] == 0.95
+    assert spec.argv[spec.argv.index("--lr") + 1] == "0.0003"  # the study's flag wins
+    assert spec.argv[spec.argv.index("--total-steps") + 1] == "300000"  # the benchmark's budget stays
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--env", "MiniGrid-MemoryS7-v9"], "unknown env id"),
+        (["--env", ENV_ID, "--memories", "tlb,lsmt"], "unknown memory 'lsmt'"),
+        (["--env", ENV_ID, "--grid", "learning_rate=1e-3"], "unknown setting 'learning_rate'"),
+        (["--env", ENV_ID, "--grid", "lr=fast"], "lr=fast"),
+        (["--env", ENV_ID, "--seeds", "3-1"], "empty range"),
+        (["--env", ENV_ID, "--seed", "3"], "use --seeds"),
+        (["--env", ENV_ID, "--total-step", "3"], "unknown setting '--total-step'"),
+        (["--suite", "memory-lenght"], "unknown suite"),
+        (["--benchmark", "memroy"], "unknown benchmark"),
+        ([], "exactly one of --env"),
+    ],
+)
+def test_bad_study_input_is_one_line_before_anything_starts(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "study"
+    assert run_main(study.main, [*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and message in err and len(err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_without_the_study_extra_the_study_says_which_extra(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ImportError
+    assert run_main(study.main, ["--env", ENV_ID]) == 2
+    assert 'pip install -e ".[study]"' in capsys.readouterr().err
+
+
+def test_run_seeds_give_disjoint_training_env_seeds(tmp_path: Path) -> None:
+    """Seeds 0..4 with 16 envs each: no training env seed is shared (they were s..s+15 before)."""
+    seeds = [set(range(training_env_seed(s), training_env_seed(s) + 16)) for s in range(5)]
+    assert all(not a & b for i, a in enumerate(seeds) for b in seeds[i + 1 :])
+    assert training_env_seed(999) + TRAIN_SEED_STRIDE <= HELDOUT_SEED_START
+    with pytest.raises(ValueError, match="seed must be in 0..999"):
+        training_env_seed(1000)
+    args = ppo.build_parser().parse_args(["--env", ENV_ID, "--n-envs", "2", "--seed", "3"])
+    env, _, _ = ppo.training_envs(args)
+    env.reset()
+    assert [e.unwrapped.np_random_seed for e in env.envs] == [
+        3 * TRAIN_SEED_STRIDE,
+        3 * TRAIN_SEED_STRIDE + 1,
+    ]
+
+
+# ---------------------------------------------------------------------- whole studies on Ray Tune
+
+
+def test_a_local_study_writes_trials_plots_and_report(tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    result = run_study(
+        ["--env", ENV_ID, "--memories", "tlb,lstm", "--seeds", "0-1", *TINY, "--out", str(out)]
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "4 of 4 trials finished" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr and "INFO" not in result.stdout  # no Ray flood
+    trials = read_trials(out)
+    assert len(trials) == 4 and {row["status"] for row in trials.values()} == {"finished"}
+    for row in trials.values():
+        assert int(row["frames"]) == 256 and float(row["fps"]) > 0 and float(row["wall_s"]) > 0
+        assert 0.0 <= float(row["final/heldout/success_rate"]) <= 1.0
+        run_dir = Path(row["run_dir"])
+        assert (run_dir / "model.zip").is_file() and (run_dir / "config.json").is_file()
+        assert "--seed " + row["seed"] in json.loads((run_dir / "config.json").read_text())["command"]
+    text = (out / "report.md").read_text()
+    assert "python -m runners.study --env MiniGrid-MemoryS7-v0" in text and "Machine:" in text
+    assert "| tlb | 2 |" in text and "| lstm | 2 |" in text and "P(tlb > lstm)" in text
+    plots = sorted(path.name for path in (out / "plots").glob("*.png"))
+    for kind in ("curves", "intervals", "improvement", "profile"):
+        assert f"{kind}_{ENV_ID}.png" in plots
+        assert f"plots/{kind}_{ENV_ID}.png" in text
+
+
+def test_a_failed_trial_is_recorded_and_the_others_complete(tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    # tlb with 3 heads cannot split d_model 16; lstm takes no n_heads and runs.
+    heads = TINY.index("--n-heads")
+    tiny = TINY[:heads] + TINY[heads + 2 :]
+    result = run_study(
+        [
+            "--env",
+            ENV_ID,
+            "--memories",
+            "tlb,lstm",
+            "--seeds",
+            "0",
+            "--grid",
+            "n_heads=3",
+            *tiny,
+            "--out",
+            str(out),
+        ]
+    )
+    assert result.returncode == 1
+    trials = read_trials(out)
+    failed = trials["MiniGrid-MemoryS7-v0-tlb-n_heads=3-s0"]
+    assert failed["status"] == "failed" and "not divisible by n_heads=3" in failed["error"]
+    assert "\n" not in failed["error"]
+    assert trials["MiniGrid-MemoryS7-v0-lstm-s0"]["status"] == "finished"
+    assert "1 trial(s) failed" in result.stderr and "tlb-n_heads=3-s0: d_model=16" in result.stderr
+    assert "| lstm | 1 |" in (out / "report.md").read_text()
+
+
+def test_resume_after_an_interruption_reruns_no_finished_trial(tmp_path: Path) -> None:
+    out = tmp_path / "study"
+    argv = ["--env", ENV_ID, "--memories", "lstm,none", "--seeds", "0", "--max-concurrent", "1", *TINY]
+    argv += ["--total-steps", "1024", "--checkpoint-freq", "128", "--out", str(out)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runners.study", *argv],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    first = out / "trials" / "MiniGrid-MemoryS7-v0-lstm-s0"
+    second = out / "trials" / "MiniGrid-MemoryS7-v0-none-s0"
+    deadline = time.time() + 240
+    while time.time() < deadline and not list(second.glob("checkpoints/model_*_steps.zip")):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130, stderr[-2000:]
+    assert "--resume" in stderr
+    trials = read_trials(out)
+    assert trials["MiniGrid-MemoryS7-v0-lstm-s0"]["status"] == "finished"
+    assert trials["MiniGrid-MemoryS7-v0-none-s0"]["status"] == "unfinished"
+    finished_model = (first / "model.zip").stat().st_mtime_ns
+
+    result = run_study(["--resume", str(out)])
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert {row["status"] for row in read_trials(out).values()} == {"finished"}
+    assert (first / "model.zip").stat().st_mtime_ns == finished_model  # not rerun
+    assert (first / "stdout.log").read_text().count("$ python -m runners.ppo") == 1
+    # The unfinished PPO trial continued from its checkpoint.
+    log = (second / "stdout.log").read_text()
+    assert "$ python -m runners.ppo --resume" in log and "resuming" in log
+
+
+# ---------------------------------------------------------------------- the report's statistics
+
+
+def test_iqm_and_intervals_equal_rliables_on_a_fixed_array() -> None:
+    from rliable import library as rly
+    from rliable import metrics
+
+    scores = {"a": np.array([[0.1, 0.5], [0.2, 0.9], [0.4, 0.7], [0.8, 0.6]]), "b": np.full((4, 2), 0.5)}
+    points, intervals = report.interval_estimates(scores, seed=3)
+    np.random.seed(3)  # rliable's bootstrap draws from numpy's global RNG as well as from random_state
+    expected_points, expected_intervals = rly.get_interval_estimates(
+        scores,
+        lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)]),
+        reps=report.BOOTSTRAP_REPS,
+        random_state=np.random.RandomState(3),
+    )
+    for label in scores:
+        np.testing.assert_allclose(points[label], expected_points[label])
+        np.testing.assert_allclose(intervals[label], expected_intervals[label])
+    # IQM of a's 8 scores: the mean of the middle four (0.4, 0.5, 0.6, 0.7).
+    assert points["a"][0] == pytest.approx(0.55) and points["a"][1] == pytest.approx(0.525)
+    assert intervals["b"][0][0] == intervals["b"][1][0] == 0.5
+
+
+def write_run(run_dir: Path, memory: str, seed: int, success: float) -> None:
+    (run_dir / "eval").mkdir(parents=True)
+    config = {
+        "env": ENV_ID,
+        "memory": memory,
+        "seed": seed,
+        "command": f"python -m runners.ppo --seed {seed}",
+    }
+    (run_dir / "config.json").write_text(json.dumps(config))
+    result = {"episodes": 10, "successes": int(10 * success), "success_rate": success, "success_ci95": [0, 1],
+              "mean_return": success, "mean_length": 5.0}  # fmt: skip
+    (run_dir / "final_eval.json").write_text(json.dumps({"heldout": result}))
+    rows = [
+        {"timesteps": t, "env": "heldout", **result, "success_rate": success * t / 200} for t in (100, 200)
+    ]
+    (run_dir / "eval" / "evaluations.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_unreadable_runs_are_named_in_a_warning_and_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for seed, success in enumerate([0.5, 0.7, 0.9]):
+        write_run(tmp_path / f"tlb{seed}", "tlb", seed, success)
+        write_run(tmp_path / f"lstm{seed}", "lstm", seed, success / 2)
+    (tmp_path / "tlb2" / "eval" / "evaluations.jsonl").unlink()  # missing log
+    (tmp_path / "lstm1" / "final_eval.json").write_text("{not json")  # unreadable
+    assert run_main(report.main, [str(tmp_path), "--reps", "200"]) == 0
+    err = capsys.readouterr().err
+    assert f"skipping {tmp_path / 'tlb2'}: eval/evaluations.jsonl is missing" in err
+    assert f"skipping {tmp_path / 'lstm1'}: unreadable log" in err
+    text = (tmp_path / "report.md").read_text()
+    assert "| tlb | 2 |" in text and "| lstm | 2 |" in text and "0.5, 0.7 |" in text
+    assert (tmp_path / "plots" / f"curves_{ENV_ID}.png").is_file()
