@@ -22,6 +22,9 @@ from agents.evaluation import EvaluationResult
 Reporter = Callable[[dict[str, Any]], None]
 
 EVALUATIONS_FILE = Path("eval") / "evaluations.jsonl"
+# Set (True) in the last report of a run, sent once everything is written. Not "done": Ray Tune reserves that
+# key and stops a trial as soon as it sees it.
+RUN_COMPLETE = "run_complete"
 
 
 def append_evaluations(run_dir: Path, timesteps: int, results: Mapping[str, EvaluationResult]) -> None:

@@ -25,7 +25,7 @@ from agents import MemoryPPO
 from agents.bc import BCConfig, BCTrainer, EpochStats
 from agents.callbacks import atomic_save
 from agents.demos import Demos, load_demos
-from agents.reporting import Reporter, append_evaluations, flatten_results
+from agents.reporting import RUN_COMPLETE, Reporter, append_evaluations, flatten_results
 from envs import make_vec_env
 from envs.suites import get_suite
 from runners import ppo
@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
 
     :param argv: the command-line arguments (default ``sys.argv[1:]``)
     :param reporter: if given, called after every epoch with the frames, validation accuracy and latest
-        evaluation results, the last time with ``"done": True``; ``runners.study`` passes ``tune.report``
+        evaluation results, the last time (everything written) with ``RUN_COMPLETE``; ``runners.study``
+        passes ``tune.report``
     :raises UsageError, ValueError: for bad input, before anything is written
     """
     argv = sys.argv[1:] if argv is None else list(argv)
@@ -235,8 +236,6 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
             "fps": trainer.frames_per_second,
         },
     )
-    if reporter is not None:
-        reporter({**latest, "done": True})
     model_path = run_dir / "model.zip"
     atomic_save(model, model_path)
     final = history[-1].evaluations
@@ -290,6 +289,8 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         ),
     ]
     print_summary("runners.bc summary", rows)
+    if reporter is not None:
+        reporter({**latest, RUN_COMPLETE: True})
     return 0
 
 

@@ -30,7 +30,7 @@ from agents.callbacks import (
     list_checkpoints,
     restore_resume_state,
 )
-from agents.reporting import MetricsReporter, Reporter, flatten_results
+from agents.reporting import RUN_COMPLETE, MetricsReporter, Reporter, flatten_results
 from envs import make_vec_env
 from envs.suites import HELDOUT_SEED_START, TRAIN_SEED_STRIDE, get_suite, training_env_seed
 from runners.cli import (
@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
 
     :param argv: the command-line arguments (default ``sys.argv[1:]``)
     :param reporter: if given, called after every update with the frames, frame rate and latest evaluation
-        results, and once more with the final evaluation (``"done": True``); ``runners.study`` passes Ray
+        results, and once more, when everything is written, with the final evaluation and ``RUN_COMPLETE``;
+        ``runners.study`` passes Ray
         Tune's ``tune.report`` here
     :raises UsageError, ValueError: for bad input, before anything is written
     """
@@ -299,8 +300,6 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         run_dir / "run_summary.json",
         {"frames": model.num_timesteps, "frames_this_session": frames, "seconds": elapsed, "fps": fps},
     )
-    if reporter is not None:
-        reporter({"frames": model.num_timesteps, "fps": fps, **flatten_results(final), "done": True})
     rows = [
         ("env / memory", f"{args.suite or args.env} / {args.memory} {memory_kwargs or '(defaults)'}"),
         ("frames", f"{model.num_timesteps:,} ({frames:,} in {elapsed:.0f} s, {fps:,.0f} frames/s)"),
@@ -321,6 +320,8 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         ("tensorboard", f"tensorboard --logdir {run_dir}"),
     ]
     print_summary("runners.ppo summary", rows)
+    if reporter is not None:
+        reporter({"frames": model.num_timesteps, "fps": fps, **flatten_results(final), RUN_COMPLETE: True})
     return 0
 
 

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.reporting import RUN_COMPLETE
 from runners.cli import UsageError, make_parser, positive_int, run_main, write_json
 
 STUDY_EXTRA = 'runners.study needs the study extra: pip install -e ".[study]" (Ray Tune, Optuna, rliable)'
@@ -798,7 +799,7 @@ def run_study(plan: StudyPlan, study_dir: Path, resume: bool) -> int:
             spec = TrialSpec(**{**asdict(spec), "name": f"{spec.name}-{trial_id}", "variant": variant})
         if result.error:
             outcomes[spec.name] = (spec, "failed", last_error_line(str(result.error)))
-        elif (result.metrics or {}).get("done"):
+        elif (result.metrics or {}).get(RUN_COMPLETE):
             outcomes[spec.name] = (spec, "finished", "")
         else:
             outcomes[spec.name] = (spec, "unfinished", "")
