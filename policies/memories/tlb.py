@@ -17,9 +17,13 @@ step caches about the chunk so far: ``chunk_outputs`` [B, K, D] (the fast stream
 slow update reads at the chunk's end), with one self-attention block ``chunk_keys_values`` [B, K, 2D] (its
 keys and values), and ``weights_fingerprint`` [B] (``weights_fingerprint()`` of the weights that computed
 them). A rollout step then never recomputes earlier positions, and recomputes the caches from the inputs
-once when the weights have changed since (after a PPO update). Training (``sequence``) reads only the
-chunk's *inputs* from a state: a training sequence that starts mid-chunk replays the chunk's beginning
-with the current weights, exactly as the rollout computed it.
+once when the weights have changed since (after a PPO update).
+
+Training (``sequence``) reads only the chunk's *inputs* from a state. A training sequence that starts
+mid-chunk gets the chunk's earlier steps from ``chunk_inputs``: the encoder features the rollout computed,
+stored in the state without gradient. That prefix is replayed through the fast stream with the current
+weights (so before the first update it reproduces the rollout exactly), but no gradient flows back
+through it to the encoder or to the steps of the previous rollout that produced it.
 """
 
 from __future__ import annotations
