@@ -338,7 +338,8 @@ class StudyProgress:
             self.live = Live(self.table(), refresh_per_second=2, transient=False)
             self.live.start()
         else:
-            print(f"{len(self.rows)} trials; a line per trial start, evaluation and end", flush=True)
+            what = f"{len(self.rows)} trials" if self.rows else "searching"
+            print(f"{what}; a line per trial start, evaluation and end", flush=True)
 
     def stop(self) -> None:
         if self.live is not None:
@@ -346,8 +347,8 @@ class StudyProgress:
             self.live.stop()
 
     def update(self, name: str, message: str | None = None, **row: Any) -> None:
-        if name not in self.rows:
-            return
+        if name not in self.rows:  # a search trial: known once Ray samples it
+            self.rows[name] = {"memory": "", "seed": "", "frames": 0, "latest": "", "status": "pending"}
         self.rows[name].update(row)
         if self.live is not None:
             self.live.update(self.table())
@@ -613,28 +614,38 @@ def parse_search_space(items: list[str], actions: dict[str, argparse.Action]) ->
 SEARCH_CONFIG_KEYS = ("spec", "study_dir", "threads", "search")
 
 
+def sampled_spec(config: dict[str, Any], trial_id: str) -> TrialSpec:
+    """The trial a search sampled: the base trial with the sampled settings added to its arguments and
+    variant, named after Ray's trial id."""
+    spec = TrialSpec(**config["spec"])
+    sampled = {key: value for key, value in config.items() if key not in SEARCH_CONFIG_KEYS}
+    actions = parser_actions(runner_module(spec.algo).build_parser())
+    flags = itertools.chain.from_iterable(flag_argv(actions[key], value) for key, value in sampled.items())
+    return TrialSpec(
+        **{
+            **asdict(spec),
+            "name": f"{spec.name}-{trial_id}",
+            "argv": [*spec.argv, *flags],
+            "variant": {**spec.variant, **sampled},
+        }
+    )
+
+
 def search_trial(config: dict[str, Any]) -> None:
-    """A trial of an Optuna search: the sampled settings are added to the base trial's arguments."""
+    """A trial of an Optuna search: the base trial with the sampled settings."""
     from ray import tune
 
-    spec = dict(config["spec"])
-    sampled = {
-        key: value for key, value in config.items() if key not in ("spec", "study_dir", "threads", "search")
-    }
-    actions = parser_actions(runner_module(spec["algo"]).build_parser())
-    spec["argv"] = [
-        *spec["argv"],
-        *itertools.chain.from_iterable(flag_argv(actions[k], v) for k, v in sampled.items()),
-    ]
-    spec["variant"] = {**spec["variant"], **sampled}
-    spec["name"] = f"{spec['name']}-{tune.get_context().get_trial_id()}"
-    run_trial({**config, "spec": spec})
+    spec = sampled_spec(config, tune.get_context().get_trial_id())
+    run_trial({**config, "spec": asdict(spec)})
 
 
 def quiet_ray() -> None:
-    """Keep Ray's logs (and trial tracebacks) off the console: failures are summarised by the study."""
-    for name in ("ray", "ray.tune", "ray.train", "ray.data"):
+    """Keep Ray's and Optuna's logs (and trial tracebacks) off the console: the study summarises failures."""
+    for name in ("ray", "ray.tune", "ray.train", "ray.data", "optuna"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
 def write_trials_csv(study_dir: Path, rows: list[dict[str, Any]]) -> None:
@@ -727,6 +738,8 @@ def run_study(plan: StudyPlan, study_dir: Path, resume: bool) -> int:
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Ray starts workers at niceness 15; trials are the study's whole work, so they get a normal share.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     # Trials import the project's packages: make them importable wherever Ray starts its workers.
     project_root = str(Path(__file__).resolve().parents[1])
     python_path = os.pathsep.join(filter(None, [project_root, os.environ.get("PYTHONPATH")]))
@@ -741,7 +754,7 @@ def run_study(plan: StudyPlan, study_dir: Path, resume: bool) -> int:
     else:
         ray.init(num_cpus=os.cpu_count(), **init_kwargs)
     quiet_ray()
-    _PROGRESS = StudyProgress(plan.specs)
+    _PROGRESS = StudyProgress([] if args.search else plan.specs)
     base = {"study_dir": str(study_dir), "threads": args.cpus_per_trial}
     trainable = tune.with_resources(search_trial if args.search else run_trial, {"cpu": args.cpus_per_trial})
     start = time.time()
@@ -794,9 +807,7 @@ def run_study(plan: StudyPlan, study_dir: Path, resume: bool) -> int:
         spec = TrialSpec(**result.config["spec"])
         if "search" in result.config:
             trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name.rsplit("-", 1)[-1]
-            sampled = {key: value for key, value in result.config.items() if key not in SEARCH_CONFIG_KEYS}
-            variant = {**spec.variant, **sampled}
-            spec = TrialSpec(**{**asdict(spec), "name": f"{spec.name}-{trial_id}", "variant": variant})
+            spec = sampled_spec(result.config, trial_id)
         if result.error:
             outcomes[spec.name] = (spec, "failed", last_error_line(str(result.error)))
         elif (result.metrics or {}).get(RUN_COMPLETE):
