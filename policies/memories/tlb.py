@@ -123,6 +123,7 @@ class TemporalLatentBottleneck(Memory):
         self.update_ffn = FeedForward(d_model, ffn_mult)
         self.attn_gate = GRUGate(d_model) if gate == "gru" else None
         self.ffn_gate = GRUGate(d_model) if gate == "gru" else None
+        self.register_buffer("chunk_positions", torch.arange(chunk_size), persistent=False)
         self._parameters_cache: list[nn.Parameter] | None = None
         self._fingerprint_memo: tuple[int, int] | None = None  # (sum of parameter versions, fingerprint)
 
@@ -233,15 +234,15 @@ class TemporalLatentBottleneck(Memory):
         """Recompute, with the current weights, what a state caches about its chunk so far (the fast
         stream's outputs, the first block's keys and values) where it was computed with other weights:
         after a PPO update the next rollout then continues a chunk exactly as training replays it."""
-        position = state["position"].long()
-        stale = (state["weights_fingerprint"] != fingerprint) & (position > 0)
-        state = {**state, "weights_fingerprint": torch.full_like(state["weights_fingerprint"], fingerprint)}
+        stale = state["weights_fingerprint"] != fingerprint
         if not bool(stale.any()):
             return state
+        position = state["position"].long()
+        state = {**state, "weights_fingerprint": torch.full_like(state["weights_fingerprint"], fingerprint)}
         h, keys_values = self.fast_head(state["chunk_inputs"])
         out = self.fast_tail(h, state["latents"])
-        done = (torch.arange(self.chunk_size, device=position.device) < position.unsqueeze(1)).unsqueeze(-1)
-        rows = stale.view(-1, 1, 1)
+        done = (self.chunk_positions < position.unsqueeze(1)).unsqueeze(-1)
+        rows = (stale & (position > 0)).view(-1, 1, 1)
         state["chunk_outputs"] = torch.where(rows, out * done, state["chunk_outputs"])
         if "chunk_keys_values" in state:
             state["chunk_keys_values"] = torch.where(rows, keys_values * done, state["chunk_keys_values"])
@@ -262,7 +263,7 @@ class TemporalLatentBottleneck(Memory):
         h = self.input_proj(x) + self.position_embedding[position]  # [B, D]
         first, *rest = self.fast_blocks
         keys_values = torch.where(slot, first.keys_values(h).unsqueeze(1), keys_values)  # [B, K, 2D]
-        visible = torch.arange(self.chunk_size, device=position.device) <= position.unsqueeze(1)  # [B, K]
+        visible = self.chunk_positions <= position.unsqueeze(1)  # [B, K]
         h = first.forward_cached(h.unsqueeze(1), keys_values, visible[:, None, None, :])
         for block in rest:  # cross-attention blocks only
             if reads is not None:
@@ -285,11 +286,10 @@ class TemporalLatentBottleneck(Memory):
             state = reset_where(state, episode_start, self._initial_state(batch, fingerprint))
         state = self._refresh_stale(state, fingerprint)
         latents, position = state["latents"], state["position"].long()
-        slot = nn.functional.one_hot(position, self.chunk_size).bool().unsqueeze(-1)  # [B, K, 1]
+        slot = (self.chunk_positions == position.unsqueeze(1)).unsqueeze(-1)  # [B, K, 1]
         chunk_inputs = torch.where(slot, x.unsqueeze(1), state["chunk_inputs"])
 
         # Positions after `position` hold zeros; the causal mask keeps them from affecting this step.
-        rows = torch.arange(batch, device=x.device)
         block_reads: list[torch.Tensor] | None = [] if reads is not None else None
         new_state: MemoryState = {}
         if self.single_self_block:
@@ -297,11 +297,13 @@ class TemporalLatentBottleneck(Memory):
                 x, state["chunk_keys_values"], latents, position, slot, block_reads
             )
         else:
-            out = self.fast_stream(chunk_inputs, latents, block_reads)[rows, position]
+            out = self.fast_stream(chunk_inputs, latents, block_reads)
+            out = out.gather(1, position.view(-1, 1, 1).expand(-1, 1, out.shape[2])).squeeze(1)
         # Causality makes this step's output final: keep it for the slow update at the chunk's end.
         chunk_outputs = torch.where(slot, out.unsqueeze(1), state["chunk_outputs"])
         y = self.output_norm(out)
         if reads is not None and block_reads:
+            rows = torch.arange(batch, device=x.device)
             per_block = [r if r.dim() == 2 else r[rows, position] for r in block_reads]
             reads.append(torch.stack(per_block).mean(dim=0))
 
@@ -310,11 +312,10 @@ class TemporalLatentBottleneck(Memory):
             done = complete.nonzero().squeeze(1)
             latents = latents.index_copy(0, done, self.slow_update(latents[done], chunk_outputs[done]))
             finished = complete.view(-1, 1, 1)
-            chunk_inputs = torch.where(finished, torch.zeros_like(chunk_inputs), chunk_inputs)
-            chunk_outputs = torch.where(finished, torch.zeros_like(chunk_outputs), chunk_outputs)
+            chunk_inputs = chunk_inputs.masked_fill(finished, 0.0)
+            chunk_outputs = chunk_outputs.masked_fill(finished, 0.0)
             if "chunk_keys_values" in new_state:
-                cache = new_state["chunk_keys_values"]
-                new_state["chunk_keys_values"] = torch.where(finished, torch.zeros_like(cache), cache)
+                new_state["chunk_keys_values"] = new_state["chunk_keys_values"].masked_fill(finished, 0.0)
         new_state.update(
             latents=latents,
             chunk_inputs=chunk_inputs,
