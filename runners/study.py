@@ -728,6 +728,26 @@ def main(argv: list[str] | None = None) -> int:
     return run_study(plan, study_dir, resume is not None)
 
 
+# What a study ships to a remote cluster as the trials' working directory: the code, not the runs.
+SHIPPED_EXCLUDES = ["runs/", ".venv/", ".git/", "*.zip", "*.npz", "__pycache__/", "*.egg-info/"]
+
+
+def ray_init_kwargs(address: str | None, cpus_per_trial: int) -> dict[str, Any]:
+    """``ray.init`` arguments: a local Ray with every core by default; with ``address`` (``auto``,
+    ``ray://HOST:PORT``) an existing cluster, to which the project's code is shipped as the trials' working
+    directory (the nodes need the same Python packages installed, and the study directory must be on a
+    filesystem every node sees, e.g. NFS). Trials import the project's packages either way; the dashboard
+    and the driver's copy of worker logs stay off."""
+    project_root = str(Path(__file__).resolve().parents[1])
+    env_vars = {"OMP_NUM_THREADS": str(cpus_per_trial)}
+    kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    if address:
+        runtime_env = {"working_dir": project_root, "excludes": SHIPPED_EXCLUDES, "env_vars": env_vars}
+        return {**kwargs, "address": address, "runtime_env": runtime_env}
+    env_vars["PYTHONPATH"] = os.pathsep.join(filter(None, [project_root, os.environ.get("PYTHONPATH")]))
+    return {**kwargs, "num_cpus": os.cpu_count(), "runtime_env": {"env_vars": env_vars}}
+
+
 def run_study(plan: StudyPlan, study_dir: Path, resume: bool) -> int:
     """Run (or resume) the study's trials on Ray Tune, then write ``trials.csv`` and the report."""
     global _PROGRESS
@@ -740,19 +760,7 @@ def run_study(plan: StudyPlan, study_dir: Path, resume: bool) -> int:
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     # Ray starts workers at niceness 15; trials are the study's whole work, so they get a normal share.
     os.environ.setdefault("RAY_worker_niceness", "0")
-    # Trials import the project's packages: make them importable wherever Ray starts its workers.
-    project_root = str(Path(__file__).resolve().parents[1])
-    python_path = os.pathsep.join(filter(None, [project_root, os.environ.get("PYTHONPATH")]))
-    init_kwargs: dict[str, Any] = dict(
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.ERROR,
-        runtime_env={"env_vars": {"PYTHONPATH": python_path, "OMP_NUM_THREADS": str(args.cpus_per_trial)}},
-    )
-    if args.address:
-        ray.init(address=args.address, **init_kwargs)
-    else:
-        ray.init(num_cpus=os.cpu_count(), **init_kwargs)
+    ray.init(**ray_init_kwargs(args.address, args.cpus_per_trial))
     quiet_ray()
     _PROGRESS = StudyProgress([] if args.search else plan.specs)
     base = {"study_dir": str(study_dir), "threads": args.cpus_per_trial}
