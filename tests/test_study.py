@@ -283,3 +283,24 @@ def test_unreadable_runs_are_named_in_a_warning_and_skipped(
     text = (tmp_path / "report.md").read_text()
     assert "| tlb | 2 |" in text and "| lstm | 2 |" in text and "0.5, 0.7 |" in text
     assert (tmp_path / "plots" / f"curves_{ENV_ID}.png").is_file()
+
+
+def test_search_space_and_sampled_trials() -> None:
+    """``--search optuna``: the grid syntax names distributions; a sampled trial adds its flags."""
+    plan = study.plan_study(
+        ["--env", ENV_ID, "--memories", "lstm", "--seeds", "0", "--search", "optuna",
+         "--grid", "lr=log:1e-4:1e-2", "hidden_size=16,32", "n_epochs=int:2:8"]
+    )  # fmt: skip
+    space = plan.search_space
+    assert set(space) == {"lr", "hidden_size", "n_epochs"}
+    assert space["lr"].lower == 1e-4 and space["lr"].upper == 1e-2
+    assert space["hidden_size"].categories == [16, 32]
+    config = {"spec": study.asdict(plan.specs[0]), "study_dir": "x", "threads": 1, "search": True}
+    spec = study.sampled_spec({**config, "lr": 3e-4, "hidden_size": 32}, "abc123")
+    assert spec.name == "MiniGrid-MemoryS7-v0-lstm-s0-abc123"
+    assert spec.argv[-4:] == ["--lr", "0.0003", "--hidden-size", "32"]
+    assert spec.label == "lstm lr=0.0003 hidden_size=32"
+    with pytest.raises(UsageError, match="one memory on one task"):
+        study.plan_study(
+            ["--env", ENV_ID, "--memories", "tlb,lstm", "--search", "optuna", "--grid", "lr=1e-3,1e-4"]
+        )
