@@ -26,11 +26,18 @@ __all__ = [
     "tokenize_mission",
 ]
 
-# The custom levels register their gymnasium ids on import, so ``make_env`` can make them in any process.
+# The custom levels and CartPole without velocities register their gymnasium ids on import, so ``make_env``
+# can make them in any process; so do POPGym's envs (``popgym-RepeatPreviousEasy-v0``, ...), a dependency.
+import popgym  # noqa: E402, F401
+
+from envs.classic import CARTPOLE_NO_VELOCITY_ID, register_classic_envs  # noqa: E402
+
+register_classic_envs()
 from envs.levels import HELD_OUT_PAIRS, HELD_OUT_PAIRS_TEST_ID, HELD_OUT_PAIRS_TRAIN_ID  # noqa: E402
 from envs.suites import SeedCycleWrapper, Suite, SuiteSide, get_suite, list_suites  # noqa: E402
 
 __all__ += [
+    "CARTPOLE_NO_VELOCITY_ID",
     "HELD_OUT_PAIRS",
     "HELD_OUT_PAIRS_TEST_ID",
     "HELD_OUT_PAIRS_TRAIN_ID",

@@ -17,6 +17,7 @@ from minigrid.minigrid_env import MiniGridEnv
 from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
 from stable_baselines3.common.vec_env import VecEnv
 
+from envs.classic import flatten_if_needed
 from envs.wrappers import MissionTokenObsWrapper, SuccessInfoWrapper
 
 
@@ -62,11 +63,12 @@ def is_minigrid_env_id(env_id: str) -> bool:
 def make_env(env_id: str, seed: int | None = None, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
     """Make one env. A MiniGrid/BabyAI env gets ``SuccessInfoWrapper`` and ``MissionTokenObsWrapper``
     (token ids instead of the mission string, quiet resets); any other gymnasium env is returned as
-    ``gymnasium.make`` builds it.
+    ``gymnasium.make`` builds it, its observations flattened if SB3 cannot take them (a Tuple: one flat Box,
+    discrete parts one-hot).
 
     :param env_id: a registered gymnasium id, e.g. "BabyAI-GoToLocal-v0", "MiniGrid-DoorKey-5x5-v0"
     :param seed: when given, the env is reset with it and its action space seeded with it
-    :param render_mode: passed to ``gymnasium.make``
+    :param render_mode: passed to ``gymnasium.make`` when given
     :param kwargs: more keyword arguments for ``gymnasium.make`` (and the env's constructor)
     :raises ValueError: for an id that is not registered, naming close matches
     """
@@ -75,9 +77,13 @@ def make_env(env_id: str, seed: int | None = None, render_mode: str | None = Non
         # In a SubprocVecEnv worker: Ctrl-C is for the main process, which saves a checkpoint and then
         # closes the workers; a worker dying on it first would break that with a broken pipe.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    env = gym.make(spec, render_mode=render_mode, **kwargs)
+    if render_mode is not None:  # some envs (POPGym's) take no render_mode argument at all
+        kwargs["render_mode"] = render_mode
+    env = gym.make(spec, **kwargs)
     if isinstance(env.unwrapped, MiniGridEnv):
         env = MissionTokenObsWrapper(SuccessInfoWrapper(env))
+    else:
+        env = flatten_if_needed(env)
     if seed is not None:
         env.reset(seed=seed)
         env.action_space.seed(seed)
