@@ -102,3 +102,39 @@ def load_benchmark(name: str) -> Benchmark:
     if not tasks:
         raise ValueError(f"benchmark {name}: no tasks")
     return Benchmark(name=name, description=str(data.get("description", "")), tasks=tuple(tasks))
+
+
+def load_hyperparams(path: str | Path, env_id: str) -> dict[str, Any]:
+    """The settings a hyperparameter file gives ``env_id``, by ``runners.ppo`` destination name.
+
+    Two layouts are read, both YAML: the RL Zoo's, with one block of settings per env id at the top level
+    (``MiniGrid-MemoryS7-v0: {n_envs: 16, lr: 0.001}``), and a benchmark file (``tasks:`` with an ``env`` and
+    ``hyperparams`` per task), whose budget (``total_steps``) and hyperparameters for ``env_id`` apply.
+
+    :raises ValueError: for a missing or unreadable file, or one without settings for ``env_id``
+    """
+    import yaml
+
+    file = Path(path)
+    if not file.is_file():
+        raise ValueError(
+            f"hyperparameter file {file} does not exist: pass a YAML file (e.g. envs/benchmarks/)"
+        )
+    try:
+        data = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as error:
+        first_line = str(error).splitlines()[0]
+        raise ValueError(f"hyperparameter file {file} is not valid YAML ({first_line})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"hyperparameter file {file} must map env ids (or 'tasks') to settings")
+    if "tasks" in data:
+        blocks = {spec.get("env"): spec.get("hyperparams") or {} for spec in (data["tasks"] or {}).values()}
+    else:
+        blocks = data
+    if env_id not in blocks:
+        known = ", ".join(str(key) for key in blocks) or "none"
+        raise ValueError(f"hyperparameter file {file} has no settings for {env_id} (it has: {known})")
+    settings = blocks[env_id] or {}
+    if not isinstance(settings, dict):
+        raise ValueError(f"hyperparameter file {file}: the settings of {env_id} must be a mapping")
+    return dict(settings)
