@@ -1,5 +1,5 @@
-"""Behavioural cloning (BC): train a ``MemoryPPO`` model's policy to imitate demonstrations, and load a
-trained policy into another model (``init_from``) to fine-tune it with PPO.
+"""Behavioural cloning (BC): train a ``MemoryPPO`` model's policy to imitate demonstrations (to fine-tune
+it with PPO afterwards, ``agents.loading.init_from`` loads it into another model).
 
 The sequence scheme is exact: a minibatch is ``batch_episodes`` *whole* episodes, each row starting at its
 episode's first step, from the memory's initial state, with ``episode_starts`` true at step 0 only; so every
@@ -22,13 +22,10 @@ bounds memory use for long episodes.
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -38,12 +35,10 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecEnv
 from tqdm import tqdm
 
-from agents.demos import Demos, describe_space
+from agents.demos import Demos
 from agents.evaluation import EvaluationResult, evaluate_model
-from agents.loading import load_model
 from agents.ppo import MemoryPPO
 from policies.memories import MemoryState
-from policies.memories.registry import memory_class
 
 # Minibatches are formed from pools of this many minibatches' worth of episodes sorted by length.
 BUCKET_POOL = 16
@@ -95,6 +90,8 @@ class BCConfig:
             raise ValueError("lr and max_grad_norm must be positive, vf_coef and eval_freq non-negative")
         if self.total_minutes is not None and self.total_minutes <= 0:
             raise ValueError(f"total_minutes must be positive, got {self.total_minutes}")
+        if self.gamma is not None and not 0.0 <= self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
 
 
 def discounted_returns(demos: Demos, gamma: float) -> np.ndarray:
@@ -393,74 +390,3 @@ class BCTrainer:
     def frames_per_second(self) -> float:
         """Demonstration steps trained per second of minibatch work (forward, backward, optimizer step)."""
         return self.frames / max(self.train_seconds, 1e-9)
-
-
-# ---------------------------------------------------------------------- fine-tuning from a BC model
-
-
-def resolved_memory_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The memory's arguments with its defaults filled in, so ``{}`` and ``{"chunk_size": 8}`` compare equal
-    for a memory whose default chunk size is 8."""
-    signature = inspect.signature(memory_class(name).__init__)
-    defaults = {
-        key: p.default
-        for key, p in signature.parameters.items()
-        if key not in ("self", "input_dim") and p.default is not inspect.Parameter.empty
-    }
-    return {**defaults, **kwargs}
-
-
-def init_from(model: MemoryPPO, path: str | Path) -> None:
-    """Load the policy weights of the MemoryPPO zip at ``path`` into ``model.policy`` (the optimizer and
-    everything else of ``model`` stay as they are), e.g. to fine-tune a BC policy with PPO.
-
-    :raises ValueError: one line, when the file is no MemoryPPO model, or was trained on another observation
-        or action space, with another memory or other memory arguments, or for a policy of other shapes
-    """
-    source = load_model(path, device=str(model.device))
-    flag = f"--init-from {path}"
-    for name, theirs, ours in (
-        ("observation", source.observation_space, model.observation_space),
-        ("action", source.action_space, model.action_space),
-    ):
-        if theirs != ours:
-            raise ValueError(
-                f"{flag} was trained on {name} space {describe_space(theirs)} but this env gives "
-                f"{describe_space(ours)}"
-            )
-    theirs_memory, ours_memory = source.policy.memory_name, model.policy.memory_name
-    if theirs_memory != ours_memory:
-        raise ValueError(
-            f"{flag} has memory {theirs_memory} but this model has {ours_memory}: "
-            f"pass --memory {theirs_memory}"
-        )
-    theirs_kwargs = resolved_memory_kwargs(theirs_memory, source.policy.memory_kwargs)
-    ours_kwargs = resolved_memory_kwargs(ours_memory, model.policy.memory_kwargs)
-    differ = sorted(
-        key
-        for key in theirs_kwargs.keys() | ours_kwargs.keys()
-        if theirs_kwargs.get(key) != ours_kwargs.get(key)
-    )
-    if differ:
-        there = ", ".join(f"{key}={theirs_kwargs.get(key)}" for key in differ)
-        here = ", ".join(f"{key}={ours_kwargs.get(key)}" for key in differ)
-        raise ValueError(
-            f"{flag} has memory {theirs_memory} with {there} but this model has {here}: "
-            "pass the same memory flags"
-        )
-    theirs_params = source.policy.state_dict()
-    ours_params = model.policy.state_dict()
-    for key in sorted(theirs_params.keys() | ours_params.keys()):
-        if key not in theirs_params or key not in ours_params:
-            where = "this policy" if key in ours_params else "the model file"
-            raise ValueError(
-                f"{flag} does not fit this policy: only {where} has parameter {key} "
-                "(check --features-dim and the architecture)"
-            )
-        if theirs_params[key].shape != ours_params[key].shape:
-            raise ValueError(
-                f"{flag} does not fit this policy: parameter {key} has shape "
-                f"{tuple(theirs_params[key].shape)} there and {tuple(ours_params[key].shape)} here "
-                "(check --features-dim and the architecture)"
-            )
-    model.policy.load_state_dict(theirs_params)

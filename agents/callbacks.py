@@ -24,6 +24,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
+from agents.atomic import atomic_write
 from agents.evaluation import EvaluationResult, evaluate_model
 from agents.ppo import TrainingDiverged
 from agents.reporting import append_evaluations
@@ -94,12 +95,9 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 
 def atomic_save(model: BaseAlgorithm, path: Path) -> None:
-    """``model.save`` to a temporary file, then rename: a crash mid-write never leaves half a checkpoint."""
-    tmp = path.with_name(path.name + ".tmp")
-    model.save(tmp)
-    # SB3 appends ".zip" to paths that lack it.
-    written = tmp if tmp.exists() else tmp.with_name(tmp.name + ".zip")
-    os.replace(written, path)
+    """``model.save`` through ``agents.atomic.atomic_write``: a crash mid-write never leaves half a
+    checkpoint."""
+    atomic_write(path, model.save)
 
 
 def save_checkpoint(model: BaseAlgorithm, directory: Path) -> Path:
@@ -120,9 +118,7 @@ def save_checkpoint(model: BaseAlgorithm, directory: Path) -> Path:
     vec_normalize = model.get_vec_normalize_env()
     if vec_normalize is not None:
         stats = directory / f"vecnormalize_{model.num_timesteps}_steps.pkl"
-        tmp = stats.with_name(stats.name + ".tmp")
-        vec_normalize.save(str(tmp))
-        os.replace(tmp, stats)
+        atomic_write(stats, lambda tmp: vec_normalize.save(str(tmp)))
     return path
 
 

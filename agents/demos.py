@@ -25,15 +25,14 @@ array                  shape, dtype      meaning
 Every episode ends in success: observation ``t`` is what the env returned before action ``t``, and the last
 action of an episode terminates it with a positive reward. ``replay_episode`` checks exactly that.
 
-Seeds: demonstrations use seeds below ``DEMO_SEED_LIMIT`` = 1e9, because every held-out evaluation (the
-runners' ``EVAL_SEED_OFFSET``, the held-out sides of ``envs.suites``) uses seeds from 1e9 on; appending
-continues after the largest seed already tried, so a file never holds one level twice.
+Seeds: demonstrations use seeds below ``envs.suites.HELDOUT_SEED_START`` = 1e9, because every held-out
+evaluation (the runners' held-out envs, the held-out sides of ``envs.suites``) uses seeds from there on;
+appending continues after the largest seed already tried, so a file never holds one level twice.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,13 +42,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from agents.atomic import atomic_write
 from envs import make_env
-from envs.suites import HELDOUT_SEED_START
 
 DEMO_FORMAT = "tlb-agents-demos"
 DEMO_FORMAT_VERSION = 1
-# Held-out evaluation seeds start here (runners.ppo.EVAL_SEED_OFFSET and the suites' held-out sides).
-DEMO_SEED_LIMIT = HELDOUT_SEED_START
 OBS_PREFIX = "obs."
 
 
@@ -292,13 +289,12 @@ def save_demos(demos: Demos, path: str | Path) -> None:
         skipped_seeds=demos.skipped_seeds.astype(np.int64),
         metadata=np.array(json.dumps(metadata)),
     )
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as file:  # a file object: numpy would add ".npz" to a name without it
             np.savez_compressed(file, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    atomic_write(path, write)
 
 
 def load_demos(path: str | Path, env_id: str | None = None) -> Demos:

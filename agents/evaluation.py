@@ -4,6 +4,11 @@ Success is read at each episode's end from the env's own signal (``info["is_succ
 ``EvalCallback`` reads it, or ``info["success"]``; also inside a ``Monitor``'s ``info["episode"]``), so it
 does not depend on a ``Monitor``. An env that never gives one has *no success signal*: its success rate is
 NaN (``has_success_signal`` false, ``success_summary()`` says so), never a silent 0.
+
+The evaluation protocol is part of every figure (``EvaluationResult.protocol``): *greedy* (the likeliest
+action, SB3's ``deterministic=True``) or *sampled* (actions drawn from the policy). On MiniGrid/BabyAI greedy
+policies loop in partially observed grids (the same GoToLocal model: 0.34 success greedy, 0.76 sampled), and
+BabyAI's own evaluator samples, so ``default_deterministic`` samples there and stays greedy elsewhere.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.vec_env import VecEnv
+
+from envs.make import is_minigrid_env_id
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -31,6 +38,21 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
 
 SUCCESS_KEYS = ("is_success", "success")
 NO_SUCCESS_SIGNAL = "no success signal"
+GREEDY, SAMPLED = "greedy", "sampled"
+
+
+def protocol_name(deterministic: bool) -> str:
+    """``"greedy"`` for deterministic (argmax) actions, ``"sampled"`` for actions drawn from the policy."""
+    return GREEDY if deterministic else SAMPLED
+
+
+def default_deterministic(env_id: str) -> bool:
+    """Whether evaluations on ``env_id`` are greedy by default: yes (SB3's convention) except on MiniGrid and
+    BabyAI envs, which are evaluated with sampled actions as BabyAI's evaluator and rl-starter-files do.
+
+    :raises ValueError: for an id that is not registered
+    """
+    return not is_minigrid_env_id(env_id)
 
 
 def episode_success(info: dict[str, Any]) -> bool | None:
@@ -56,6 +78,7 @@ class EvaluationResult:
     success_ci95: tuple[float, float]
     mean_return: float
     mean_length: float
+    protocol: str = ""  # "greedy" or "sampled" (``protocol_name``); "" when unknown
 
     @property
     def has_success_signal(self) -> bool:
@@ -110,4 +133,5 @@ def evaluate_model(
         success_ci95=interval,
         mean_return=float(np.mean(returns)),
         mean_length=float(np.mean(lengths)),
+        protocol=protocol_name(deterministic),
     )

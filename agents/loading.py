@@ -1,22 +1,28 @@
-"""Load a saved MemoryPPO model and check it fits an env, with one-line errors a command line can show.
+"""Load a saved MemoryPPO model and check what it fits, with one-line errors a command line can show.
 
 Stable-Baselines3's ``load`` reports a damaged or foreign file deep inside zipfile, json or torch (an
-``AssertionError``, a ``BadZipFile``, a ``RuntimeError`` about a pickle), and a model evaluated on an env
-with another observation space fails inside the network with a shape error. ``load_model`` and
-``check_env_matches`` turn those into a ``ValueError`` naming the file or the env and the problem.
+``AssertionError``, a ``BadZipFile``, a ``RuntimeError`` about a pickle), a model evaluated on an env with
+another observation space fails inside the network with a shape error, and weights loaded into a policy of
+another memory fail in ``load_state_dict``. The checks live here together: ``load_model`` (the file),
+``check_env_matches`` (a model against an env), ``check_same_architecture`` and ``init_from`` (a model's
+weights into another model, e.g. a BC policy fine-tuned by ``runners.ppo --init-from``); each raises a
+``ValueError`` naming the file or the env and the problem.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import zipfile
 import zlib
 from pathlib import Path
+from typing import Any
 
 from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.ppo import MemoryPPO
+from policies.memories.registry import memory_class
 
 MAX_SPACE_TEXT = 120
 
@@ -101,6 +107,17 @@ def describe_space(space: spaces.Space) -> str:
     return text if len(text) <= MAX_SPACE_TEXT else text[: MAX_SPACE_TEXT - 3] + "..."
 
 
+def space_mismatch(trained: spaces.Space, given: spaces.Space) -> tuple[str, str] | None:
+    """``(trained text, given text)`` when the spaces differ (marked "(other bounds)" when only their bounds
+    or values do), ``None`` when they are equal."""
+    if trained == given:
+        return None
+    trained_text, given_text = describe_space(trained), describe_space(given)
+    if trained_text == given_text:  # same shapes and dtypes: the bounds or values differ
+        trained_text, given_text = f"{trained_text} (other bounds)", f"{given_text} (other bounds)"
+    return trained_text, given_text
+
+
 def check_env_matches(model: MemoryPPO, env: VecEnv, env_name: str) -> None:
     """Check that ``env`` gives the observations and takes the actions ``model`` was trained with.
 
@@ -113,12 +130,86 @@ def check_env_matches(model: MemoryPPO, env: VecEnv, env_name: str) -> None:
         ("observation", "gives", model.observation_space, env.observation_space),
         ("action", "takes", model.action_space, env.action_space),
     ):
-        if trained == given:
-            continue
-        trained_text, given_text = describe_space(trained), describe_space(given)
-        if trained_text == given_text:  # same shapes and dtypes: the bounds or values differ
-            trained_text, given_text = f"{trained_text} (other bounds)", f"{given_text} (other bounds)"
+        mismatch = space_mismatch(trained, given)
+        if mismatch is not None:
+            raise ValueError(
+                f"model was trained on {kind} space {mismatch[0]} but {env_name} {verb} {mismatch[1]}: "
+                "evaluate on an env like the one it was trained on"
+            )
+
+
+def resolved_memory_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The memory's arguments with its defaults filled in, so ``{}`` and ``{"chunk_size": 8}`` compare equal
+    for a memory whose default chunk size is 8."""
+    signature = inspect.signature(memory_class(name).__init__)
+    defaults = {
+        key: p.default
+        for key, p in signature.parameters.items()
+        if key not in ("self", "input_dim") and p.default is not inspect.Parameter.empty
+    }
+    return {**defaults, **kwargs}
+
+
+def check_same_architecture(source: MemoryPPO, model: MemoryPPO, flag: str) -> None:
+    """Check that ``source``'s policy weights fit ``model``'s policy: same spaces, same memory with the same
+    arguments, and parameters of the same names and shapes.
+
+    :param flag: how the message names ``source``, e.g. ``"--init-from runs/bc/model.zip"``
+    :raises ValueError: one line naming the first difference and what to change
+    """
+    for kind, theirs, ours in (
+        ("observation", source.observation_space, model.observation_space),
+        ("action", source.action_space, model.action_space),
+    ):
+        mismatch = space_mismatch(theirs, ours)
+        if mismatch is not None:
+            raise ValueError(
+                f"{flag} was trained on {kind} space {mismatch[0]} but this env gives {mismatch[1]}"
+            )
+    theirs_memory, ours_memory = source.policy.memory_name, model.policy.memory_name
+    if theirs_memory != ours_memory:
         raise ValueError(
-            f"model was trained on {kind} space {trained_text} but {env_name} {verb} {given_text}: "
-            "evaluate on an env like the one it was trained on"
+            f"{flag} has memory {theirs_memory} but this model has {ours_memory}: "
+            f"pass --memory {theirs_memory}"
         )
+    theirs_kwargs = resolved_memory_kwargs(theirs_memory, source.policy.memory_kwargs)
+    ours_kwargs = resolved_memory_kwargs(ours_memory, model.policy.memory_kwargs)
+    differ = sorted(
+        key
+        for key in theirs_kwargs.keys() | ours_kwargs.keys()
+        if theirs_kwargs.get(key) != ours_kwargs.get(key)
+    )
+    if differ:
+        there = ", ".join(f"{key}={theirs_kwargs.get(key)}" for key in differ)
+        here = ", ".join(f"{key}={ours_kwargs.get(key)}" for key in differ)
+        raise ValueError(
+            f"{flag} has memory {theirs_memory} with {there} but this model has {here}: "
+            "pass the same memory flags"
+        )
+    theirs_params = source.policy.state_dict()
+    ours_params = model.policy.state_dict()
+    for key in sorted(theirs_params.keys() | ours_params.keys()):
+        if key not in theirs_params or key not in ours_params:
+            where = "this policy" if key in ours_params else "the model file"
+            raise ValueError(
+                f"{flag} does not fit this policy: only {where} has parameter {key} "
+                "(check --features-dim and the architecture)"
+            )
+        if theirs_params[key].shape != ours_params[key].shape:
+            raise ValueError(
+                f"{flag} does not fit this policy: parameter {key} has shape "
+                f"{tuple(theirs_params[key].shape)} there and {tuple(ours_params[key].shape)} here "
+                "(check --features-dim and the architecture)"
+            )
+
+
+def init_from(model: MemoryPPO, path: str | Path) -> None:
+    """Load the policy weights of the MemoryPPO zip at ``path`` into ``model.policy`` (the optimizer and
+    everything else of ``model`` stay as they are), e.g. to fine-tune a BC policy with PPO.
+
+    :raises ValueError: one line, when the file is no MemoryPPO model, or was trained on another observation
+        or action space, with another memory or other memory arguments, or for a policy of other shapes
+    """
+    source = load_model(path, device=str(model.device))
+    check_same_architecture(source, model, f"--init-from {path}")
+    model.policy.load_state_dict(source.policy.state_dict())

@@ -9,7 +9,10 @@ hyperparameter, loss, early stop and ``train/*`` log key is SB3's.
 
 from __future__ import annotations
 
+import io
+import pathlib
 import warnings
+from collections.abc import Iterable
 from typing import Any, ClassVar
 
 import numpy as np
@@ -144,7 +147,46 @@ class MemoryPPO(PPO):
         if not isinstance(self.policy, MemoryActorCriticPolicy):
             raise ValueError(f"MemoryPPO needs a MemoryActorCriticPolicy, got {type(self.policy).__name__}")
 
+    def save(
+        self,
+        path: str | pathlib.Path | io.BufferedIOBase,
+        exclude: Iterable[str] | None = None,
+        include: Iterable[str] | None = None,
+    ) -> None:
+        """SB3's ``save``, with the memory state carried between rollouts stored on the CPU.
+
+        SB3 pickles that state with the model's other data; a CUDA tensor pickled there cannot be unpickled
+        on a machine without CUDA (SB3 then drops it with a warning), so a checkpoint written on a GPU would
+        resume elsewhere without its memory. Stored on the CPU, it loads anywhere and ``learn`` moves it to
+        the model's device.
+        """
+        state = self._last_memory_state
+        if state is not None:
+            self._last_memory_state = {key: value.detach().cpu() for key, value in state.items()}
+        try:
+            super().save(path, exclude=exclude, include=include)
+        finally:
+            self._last_memory_state = state
+
+    def memory_state_lost(self) -> bool:
+        """Whether the envs are mid-episode (a loaded model continuing its last rollout) but the memory state
+        that goes with them did not load (a checkpoint of an older version written on another device):
+        continuing would restart every env's memory in the middle of its episode."""
+        return (
+            self._last_memory_state is None
+            and self._last_obs is not None
+            and self._last_episode_starts is not None
+            and not bool(np.all(self._last_episode_starts))
+        )
+
     def _setup_learn(self, *args: Any, **kwargs: Any) -> Any:
+        if self.memory_state_lost():
+            warnings.warn(
+                "the memory state of the envs' current episodes did not load (a checkpoint written on "
+                "another device?): the envs are reset so that no episode continues with a restarted memory",
+                stacklevel=2,
+            )
+            self._last_obs = None  # SB3's _setup_learn resets the envs and marks every episode start
         result = super()._setup_learn(*args, **kwargs)
         # Where every env starts an episode (a fresh reset, a new env) the carried state is irrelevant.
         if self._last_memory_state is None or np.all(self._last_episode_starts):

@@ -3,12 +3,13 @@
     python benchmarks/bc_generalization.py               # 5000 demos, 15 min of BC per memory (~50 min)
     python benchmarks/bc_generalization.py --episodes 200 --minutes 1 --eval-episodes 20   # a quick check
 
-Every memory gets the same budget: the same GoToLocal demos (generated with ``runners.demos`` or reused
-from ``--demos``; a longer file is cut to its first ``--episodes``), the same validation split, the same
-wall-clock minutes of BC on one torch thread, the same encoder. Each trained policy is then evaluated
-(greedy actions, the same levels for every memory) on:
+Every memory gets the same budget: the same GoToLocal demos (generated with ``agents.demo_generation``,
+as ``runners.demos`` does, or reused from ``--demos``; a longer file is cut to its first ``--episodes``),
+the same validation split, the same wall-clock minutes of BC on one torch thread, the same encoder. Each
+trained policy is then evaluated (greedy actions by default, ``--sampled`` to sample them as BabyAI's
+evaluator does; the same levels for every memory) on:
 
-* unseen GoToLocal levels (seeds from ``EVAL_SEED_OFFSET`` = 1e9, never used by demos);
+* unseen GoToLocal levels (seeds from ``envs.suites.HELDOUT_SEED_START`` = 1e9, never used by demos);
 * the held-out side of the ``room-to-maze`` suite: GoTo, a 3x3 maze of rooms;
 * the held-out side of the ``held-out-pairs`` suite: GoToLocal asking only for some color/type pairs.
   Plain GoToLocal demos do contain those pairs; this column is a zero-shot test only with demos of the
@@ -31,13 +32,12 @@ from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.bc import BCConfig, BCTrainer
+from agents.demo_generation import append_bot_demos
 from agents.demos import Demos, load_demos
-from agents.evaluation import EvaluationResult, evaluate_model
+from agents.evaluation import EvaluationResult, evaluate_model, protocol_name
+from agents.factory import build_model
 from envs import make_vec_env
-from envs.suites import get_suite
-from runners import demos as demos_runner
-from runners.bc import build_bc_model
-from runners.ppo import EVAL_SEED_OFFSET
+from envs.suites import HELDOUT_SEED_START, get_suite
 
 FULL_SIZE_EPISODES = 5000
 EVAL_ENVS = 8
@@ -52,18 +52,7 @@ def prepare_demos(args: argparse.Namespace) -> tuple[Demos, float | None]:
     if have < args.episodes:
         missing = args.episodes - have
         start = time.perf_counter()
-        argv = [
-            "--env",
-            args.env,
-            "--episodes",
-            str(missing),
-            "--out",
-            str(path),
-            "--workers",
-            str(args.workers),
-        ]
-        if demos_runner.main(argv) != 0:
-            raise SystemExit("demo generation failed")
+        append_bot_demos(path, args.env, missing, workers=args.workers)
         rate = missing / (time.perf_counter() - start)
     demos = load_demos(path, env_id=args.env)
     return demos.subset(np.arange(args.episodes)), rate
@@ -71,7 +60,7 @@ def prepare_demos(args: argparse.Namespace) -> tuple[Demos, float | None]:
 
 def evaluation_envs(args: argparse.Namespace) -> dict[str, VecEnv]:
     """Fresh evaluation envs: built anew for every memory, so each sees the same levels."""
-    envs = {"GoToLocal unseen": make_vec_env(args.env, n_envs=EVAL_ENVS, seed=EVAL_SEED_OFFSET + args.seed)}
+    envs = {"GoToLocal unseen": make_vec_env(args.env, n_envs=EVAL_ENVS, seed=HELDOUT_SEED_START + args.seed)}
     for suite_name in args.suites:
         for side in get_suite(suite_name, args.env).heldout:
             envs[f"{suite_name}: {side.name}"] = side.make_vec_env(EVAL_ENVS, seed=args.seed)
@@ -100,6 +89,9 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--sampled", action="store_true", help="sample actions in the evaluations (default: greedy)"
+    )
     parser.add_argument("--save-dir", default=None, help="save each trained model here (optional)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -113,8 +105,12 @@ def main() -> None:
     fps = []
     for memory in args.memories:
         set_random_seed(args.seed)
-        model = build_bc_model(
-            make_vec_env(args.env, n_envs=2, seed=args.seed), memory, {}, args.features_dim, args.seed, "cpu"
+        model = build_model(
+            make_vec_env(args.env, n_envs=2, seed=args.seed),
+            memory,
+            features_dim=args.features_dim,
+            seed=args.seed,
+            device="cpu",
         )
         config = BCConfig(
             epochs=1_000_000,  # the time budget ends training
@@ -128,7 +124,7 @@ def main() -> None:
         trainer = BCTrainer(model, demos, config)
         history = trainer.train(progress=False)
         results = {
-            name: evaluate_model(model, env, args.eval_episodes)
+            name: evaluate_model(model, env, args.eval_episodes, deterministic=not args.sampled)
             for name, env in evaluation_envs(args).items()
         }
         if args.save_dir:
@@ -150,7 +146,8 @@ def main() -> None:
     widths = [max(len(line[i]) for line in [header, *table]) for i in range(len(header))]
     print(
         f"\nBC on {demos.n_episodes} {demos.env_id} demos, {args.minutes:g} min per memory, "
-        f"{args.threads} torch thread(s); success rate [95% CI] over {args.eval_episodes} episodes per env"
+        f"{args.threads} torch thread(s); success rate [95% CI] over {args.eval_episodes} episodes per env, "
+        f"{protocol_name(not args.sampled)} actions"
     )
     for line in [header, ["-" * w for w in widths], *table]:
         print("  ".join(text.ljust(width) for text, width in zip(line, widths)).rstrip())

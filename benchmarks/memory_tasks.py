@@ -29,8 +29,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from agents import MemoryPPO
 from agents.evaluation import evaluate_model
 from envs import make_vec_env
-
-EVAL_SEED = 1_000_000_000
+from envs.suites import HELDOUT_SEED_START
 
 
 class CartPoleNoVelocity(gym.ObservationWrapper):
@@ -116,13 +115,14 @@ def make_envs(task: str, n_envs: int, seed: int) -> tuple[VecEnv, VecEnv]:
     if task == "cartpole-novel":
         train = VecNormalize(sb3_make_vec_env(cartpole_no_velocity, n_envs=n_envs, seed=seed))
         evaluation = VecNormalize(
-            sb3_make_vec_env(cartpole_no_velocity, n_envs=5, seed=EVAL_SEED),
+            sb3_make_vec_env(cartpole_no_velocity, n_envs=5, seed=HELDOUT_SEED_START),
             training=False,
             norm_reward=False,
         )
         return train, evaluation
     env_id = "MiniGrid-MemoryS7-v0"
-    return make_vec_env(env_id, n_envs=n_envs, seed=seed), make_vec_env(env_id, n_envs=8, seed=EVAL_SEED)
+    train = make_vec_env(env_id, n_envs=n_envs, seed=seed)
+    return train, make_vec_env(env_id, n_envs=8, seed=HELDOUT_SEED_START)
 
 
 class ThresholdTracker(BaseCallback):

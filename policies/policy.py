@@ -186,27 +186,42 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         return actor, critic
 
     def memory_latents(
-        self, obs: PyTorchObs, state: MemoryState, episode_starts: torch.Tensor
+        self,
+        obs: PyTorchObs,
+        state: MemoryState,
+        episode_starts: torch.Tensor,
+        reads: list[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, MemoryState]:
         """The actor's and the critic's latents (inputs of the MLP extractor) and the next memory state.
 
         ``episode_starts`` of shape [B] means one step of B streams (``memory.step``); of shape [M, L],
         M sequences of L steps (``memory.sequence``), with ``obs`` flat and sequence-major ([M * L, ...]).
-        The latents are flat in both cases: [B or M * L, memory.output_dim].
+        The latents are flat in both cases: [B or M * L, memory.output_dim]. With a ``reads`` list (one step
+        of a memory with ``step_with_reads``, i.e. tlb), the actor's memory appends its step's reads of the
+        slow latents to it.
         """
         pi_features, vf_features = self._actor_critic_features(obs)
         actor_state, critic_state = self.split_state(state)
 
         def run(
-            memory: Memory, x: torch.Tensor, memory_state: MemoryState
+            memory: Memory,
+            x: torch.Tensor,
+            memory_state: MemoryState,
+            reads: list[torch.Tensor] | None = None,
         ) -> tuple[torch.Tensor, MemoryState]:
             if episode_starts.dim() == 1:
+                if reads is not None:
+                    return memory.step_with_reads(x, memory_state, episode_starts, reads)  # type: ignore[operator]
                 return memory.step(x, memory_state, episode_starts)
             n_sequences, length = episode_starts.shape
             y, memory_state = memory.sequence(x.view(n_sequences, length, -1), memory_state, episode_starts)
             return y.reshape(n_sequences * length, -1), memory_state
 
-        latent_pi, state = run(self.memory, pi_features, actor_state)
+        if reads is not None and not self.has_attention_reads:
+            raise ValueError(
+                f"memory {self.memory_name} has no attention reads of slow latents: only tlb has them"
+            )
+        latent_pi, state = run(self.memory, pi_features, actor_state, reads)
         if self.critic_memory is not None:
             latent_vf, critic_state = run(self.critic_memory, vf_features, critic_state)
             state = {**state, **{CRITIC_STATE_PREFIX + k: v for k, v in critic_state.items()}}
@@ -223,11 +238,20 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         return distribution, self.value_net(self.mlp_extractor.forward_critic(latent_vf))
 
     def step_memory(
-        self, obs: PyTorchObs, state: MemoryState, episode_starts: torch.Tensor
+        self,
+        obs: PyTorchObs,
+        state: MemoryState,
+        episode_starts: torch.Tensor,
+        reads: list[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, MemoryState]:
-        """The actor's latent of one step and the next memory state."""
-        latent_pi, _, state = self.memory_latents(obs, state, episode_starts)
+        """The actor's latent of one step and the next memory state (``reads``: see ``memory_latents``)."""
+        latent_pi, _, state = self.memory_latents(obs, state, episode_starts, reads)
         return latent_pi, state
+
+    @property
+    def has_attention_reads(self) -> bool:
+        """Whether the actor's memory reports its reads of slow latents (``predict_with_reads``): tlb."""
+        return callable(getattr(self.memory, "step_with_reads", None))
 
     # ------------------------------------------------------------------ step mode (rollouts, predict)
 
@@ -253,9 +277,13 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         return self.value_net(self.mlp_extractor.forward_critic(latent_vf))
 
     def get_distribution(  # type: ignore[override]
-        self, obs: PyTorchObs, state: MemoryState, episode_starts: torch.Tensor
+        self,
+        obs: PyTorchObs,
+        state: MemoryState,
+        episode_starts: torch.Tensor,
+        reads: list[torch.Tensor] | None = None,
     ) -> tuple[Distribution, MemoryState]:
-        latent, state = self.step_memory(obs, state, episode_starts)
+        latent, state = self.step_memory(obs, state, episode_starts, reads)
         return self._get_action_dist_from_latent(self.mlp_extractor.forward_actor(latent)), state
 
     def _predict(  # type: ignore[override]
@@ -264,8 +292,9 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         state: MemoryState,
         episode_starts: torch.Tensor,
         deterministic: bool = False,
+        reads: list[torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, MemoryState]:
-        distribution, state = self.get_distribution(observation, state, episode_starts)
+        distribution, state = self.get_distribution(observation, state, episode_starts, reads)
         return distribution.get_actions(deterministic=deterministic), state
 
     def predict(  # type: ignore[override]
@@ -278,6 +307,33 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         """Actions for a batch of observations, carrying the memory state like sb3-contrib's RecurrentPPO:
         pass the returned state back in with the next observations, and ``episode_start`` true for envs
         whose observation begins a new episode (``state=None`` means every env starts fresh)."""
+        return self._predict_numpy(observation, state, episode_start, deterministic)
+
+    def predict_with_reads(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: NumpyState | None = None,
+        episode_start: np.ndarray | None = None,
+        deterministic: bool = False,
+    ) -> tuple[np.ndarray, NumpyState, np.ndarray]:
+        """``predict``, plus how much this step read each slow latent of the (tlb) memory: [n_envs, N], each
+        step's cross-attention weights over the latents averaged over heads and cross-attention blocks (what
+        ``runners.evaluate --attention`` plots). The same step as ``predict``: same actions, same state.
+
+        :raises ValueError: for a memory without slow latents (``has_attention_reads`` false)
+        """
+        reads: list[torch.Tensor] = []
+        actions, state_np = self._predict_numpy(observation, state, episode_start, deterministic, reads)
+        return actions, state_np, reads[0].cpu().numpy()
+
+    def _predict_numpy(
+        self,
+        observation: np.ndarray | dict[str, np.ndarray],
+        state: NumpyState | None,
+        episode_start: np.ndarray | None,
+        deterministic: bool,
+        reads: list[torch.Tensor] | None = None,
+    ) -> tuple[np.ndarray, NumpyState]:
         self.set_training_mode(False)
         obs_tensor, vectorized_env = self.obs_to_tensor(observation)
         first = next(iter(obs_tensor.values())) if isinstance(obs_tensor, dict) else obs_tensor
@@ -289,7 +345,7 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
                 self.initial_state(n_envs) if state is None else state_to_tensor(state, self.device)
             )
             starts = torch.as_tensor(np.asarray(episode_start), device=self.device).bool().reshape(n_envs)
-            actions, memory_state = self._predict(obs_tensor, memory_state, starts, deterministic)
+            actions, memory_state = self._predict(obs_tensor, memory_state, starts, deterministic, reads)
         actions_np = actions.cpu().numpy().reshape((-1, *self.action_space.shape))
         if isinstance(self.action_space, spaces.Box):
             if self.squash_output:

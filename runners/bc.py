@@ -1,12 +1,14 @@
 """Imitation learning from demonstrations (behavioural cloning):
 ``python -m runners.bc --demos demos/gotolocal.npz --memory tlb``.
 
-Trains the same ``MemoryActorCriticPolicy`` that ``runners.ppo`` builds (through ``runners.ppo.build_model``,
-so the result is a MemoryPPO model) by cross-entropy on whole demonstrated episodes (``agents.bc`` explains
+Trains the same ``MemoryActorCriticPolicy`` that ``runners.ppo`` builds (``agents.factory.build_model``, so
+the result is a MemoryPPO model) by cross-entropy on whole demonstrated episodes (``agents.bc`` explains
 the sequence scheme), with a validation split of the episodes, periodic evaluation in the env (on held-out
-seeds, or on each side of ``--suite``), TensorBoard and CSV logs, and a summary. The model is saved as
-``model.zip`` (``MemoryPPO.load``, ``runners.evaluate`` and ``runners.ppo --init-from`` take it) with
-``config.json`` and ``final_eval.json`` beside it.
+seeds, or on each side of ``--suite``; sampled actions on MiniGrid/BabyAI unless ``--deterministic``),
+TensorBoard and CSV logs (the run directory and its ``tensorboard`` command are printed first), and a
+summary naming the evaluation protocol. The model is saved as ``model.zip`` (``MemoryPPO.load``,
+``runners.evaluate`` and ``runners.ppo --init-from`` take it) with ``config.json`` and ``final_eval.json``
+beside it.
 """
 
 from __future__ import annotations
@@ -21,28 +23,35 @@ from typing import Any
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents import MemoryPPO
 from agents.bc import BCConfig, BCTrainer, EpochStats
 from agents.callbacks import atomic_save
 from agents.demos import Demos, load_demos
+from agents.factory import DEFAULT_FEATURES_DIM, build_model
 from agents.reporting import RUN_COMPLETE, Reporter, append_evaluations, flatten_results
 from envs import make_vec_env
 from envs.suites import get_suite
-from runners import ppo
 from runners.cli import (
     MEMORY_FLAGS,
     UsageError,
+    add_eval_protocol_arguments,
     add_memory_arguments,
+    check_device,
     default_run_dir,
+    describe_result,
     evaluation_envs,
+    fraction,
     make_parser,
     memory_kwargs_from_args,
+    non_negative_float,
     positive_float,
     positive_int,
     prepare_run_dir,
+    print_run_start,
     print_summary,
+    resolve_stochastic_eval,
     run_main,
     set_threads,
+    unit_interval,
     write_json,
 )
 
@@ -63,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--demos", required=True, help="demos file written by python -m runners.demos")
     parser.add_argument("--env", default=None, help="the demos' env id (checked against the file)")
     parser.add_argument("--suite", default=None, help="evaluate on this suite's training and held-out sides")
-    parser.add_argument("--features-dim", type=positive_int, default=128, help="observation encoder width")
+    parser.add_argument(
+        "--features-dim", type=positive_int, default=DEFAULT_FEATURES_DIM, help="observation encoder width"
+    )
     add_memory_arguments(parser)
 
     bc = parser.add_argument_group("behavioural cloning")
@@ -78,24 +89,32 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
     bc.add_argument("--max-grad-norm", type=positive_float, default=0.5, help="gradient clipping")
     bc.add_argument(
-        "--vf-coef", type=float, default=0.5, help="value loss weight (discounted demo returns; 0: off)"
+        "--vf-coef",
+        type=non_negative_float,
+        default=0.5,
+        help="value loss weight (discounted demo returns; 0: off)",
     )
-    bc.add_argument("--gamma", type=float, default=0.99, help="discount of the value targets")
     bc.add_argument(
-        "--val-fraction", type=float, default=0.1, help="fraction of the episodes held out for validation"
+        "--gamma", type=unit_interval, default=0.99, help="discount of the value targets, in [0, 1]"
+    )
+    bc.add_argument(
+        "--val-fraction",
+        type=fraction,
+        default=0.1,
+        help="fraction of the episodes held out for validation, in [0, 1)",
     )
     bc.add_argument(
         "--eval-freq", type=non_negative_int, default=5, help="epochs between env evaluations (0: at the end)"
     )
     bc.add_argument("--eval-episodes", type=positive_int, default=50, help="episodes per evaluation env")
-    bc.add_argument("--stochastic-eval", action="store_true", help="sample actions when evaluating")
+    add_eval_protocol_arguments(bc)
     bc.add_argument(
         "--total-minutes", type=positive_float, default=None, help="stop training after this many minutes"
     )
 
     run = parser.add_argument_group("run")
     run.add_argument("--seed", type=int, default=0, help="seed of the model, the split and the batches")
-    run.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, ...")
+    run.add_argument("--device", default="auto", help="torch device: auto (CUDA if any), cpu, cuda, cuda:N")
     run.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: cores - 1)")
     run.add_argument(
         "--logdir", default=None, help="run directory (default runs/<env>/bc-<memory>/seed<k>-<time>)"
@@ -105,27 +124,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_bc_model(
-    env: VecEnv,
-    memory: str,
-    memory_kwargs: dict[str, Any],
-    features_dim: int = 128,
-    seed: int = 0,
-    device: str = "auto",
-) -> MemoryPPO:
-    """The model ``runners.ppo`` builds for these memory settings (its PPO hyperparameters at their
-    defaults): what ``runners.ppo --init-from`` will load the trained weights into."""
-    args = ppo.build_parser().parse_args([])
-    args.memory, args.features_dim, args.seed, args.device = memory, features_dim, seed, device
-    return ppo.build_model(args, env, memory_kwargs)
-
-
 def bc_envs(
     args: argparse.Namespace, demos: Demos, n_envs: int
 ) -> tuple[VecEnv, dict[str, VecEnv], dict[str, str]]:
     """The model's env and the named evaluation envs with their seeds (for the summary).
 
-    Without ``--suite``: the demos' env on seeds from ``EVAL_SEED_OFFSET + seed``. With it: the suite's
+    Without ``--suite``: the demos' env on seeds from ``HELDOUT_SEED_START + seed``. With it: the suite's
     training side and each held-out side, named like ``runners.ppo`` names them (``train``,
     ``heldout/<side>``); the demos must be of the training side's env and seeds.
     """
@@ -159,6 +163,7 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
     """
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    check_device(args.device)
     threads = set_threads(args.threads)
     memory_kwargs = memory_kwargs_from_args(args)
     config = BCConfig(
@@ -174,14 +179,18 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         eval_episodes=args.eval_episodes,
         total_minutes=args.total_minutes,
         seed=args.seed,
-        deterministic_eval=not args.stochastic_eval,
     )
     config.check()
 
     # Everything that can fail on bad input happens before anything is written to disk.
     demos = load_demos(args.demos, env_id=args.env)
+    args.stochastic_eval = resolve_stochastic_eval(args.stochastic_eval, demos.env_id)
+    config.deterministic_eval = not args.stochastic_eval
     env, eval_envs, eval_seeds = bc_envs(args, demos, n_envs=min(args.eval_episodes, 8))
-    model = build_bc_model(env, args.memory, memory_kwargs, args.features_dim, args.seed, args.device)
+    # runners.ppo's model with its PPO defaults: what runners.ppo --init-from loads these weights into.
+    model = build_model(
+        env, args.memory, memory_kwargs, args.features_dim, seed=args.seed, device=args.device
+    )
     trainer = BCTrainer(model, demos, config, eval_envs)
 
     run_dir = (
@@ -211,6 +220,7 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
     logger = configure(str(run_dir), ["csv", "tensorboard"])
     trainer.logger = logger
     model.set_logger(logger)
+    print_run_start("runners.bc", run_dir)
 
     latest: dict[str, Any] = {}
 
@@ -267,14 +277,7 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
             )
         )
     for name, result in final.items():
-        low, high = result.success_ci95
-        rows.append(
-            (
-                f"success {name}",
-                f"{result.success_rate:.3f} [95% CI {low:.3f}-{high:.3f}] over {result.episodes} episodes, "
-                f"length {result.mean_length:.1f} ({eval_seeds[name]})",
-            )
-        )
+        rows.append((f"success {name}", describe_result(result, eval_seeds[name], with_return=False)))
     flags = {dest: flag for flag, (dest, _, _) in MEMORY_FLAGS.items()}
     suite_flag = f" --suite {args.suite}" if args.suite else ""
     memory_flags = "".join(f" {flags[key]} {value}" for key, value in memory_kwargs.items())

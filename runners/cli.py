@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
+import math
 import os
 import re
 import sys
@@ -15,6 +15,8 @@ from typing import Any, NoReturn
 import torch
 from stable_baselines3.common.vec_env import VecEnv
 
+from agents.atomic import atomic_write_json
+from agents.evaluation import EvaluationResult, default_deterministic
 from envs import make_vec_env
 from envs.suites import HELDOUT_SEED_START, Suite
 from policies.memories import MEMORY_CLASSES, memory_parameters
@@ -31,10 +33,20 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+class DefaultsOnceFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's defaults formatter, but a default is shown once: not appended to a help text that already
+    names it (e.g. "hidden size (lstm, gru; default 128)"), and not shown as "None" for a flag that is unset
+    unless given (its help text says what happens then)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default is None or "default" in text.lower():
+            return action.help
+        return super()._get_help_string(action)
+
+
 def make_parser(prog: str, description: str) -> OneLineParser:
-    return OneLineParser(
-        prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+    return OneLineParser(prog=prog, description=description, formatter_class=DefaultsOnceFormatter)
 
 
 def run_main(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
@@ -62,11 +74,106 @@ def positive_int(text: str) -> int:
 
 
 def positive_float(text: str) -> float:
-    """argparse type: a number > 0."""
+    """argparse type: a finite number > 0."""
     value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
     return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0 (a loss weight)."""
+    value = float(text)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def unit_interval(text: str) -> float:
+    """argparse type: a number in [0, 1] (a discount, GAE's lambda)."""
+    value = float(text)
+    if not 0.0 <= value <= 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1) (a share of the data held out)."""
+    value = float(text)
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
+    return value
+
+
+def check_device(device: str, flag: str = "--device") -> str:
+    """The torch device ``device``, refused in one line when this machine cannot run it.
+
+    SB3 silently trains on the CPU when asked for CUDA on a machine without it; a user who asked for a GPU
+    should hear that instead. ``"auto"`` picks CUDA when there is one, the CPU otherwise.
+
+    :raises UsageError: for a name torch does not know, or a CUDA / MPS device this machine lacks
+    """
+    if device == "auto":
+        return device
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise UsageError(f"{flag} {device}: not a torch device; use auto, cpu, cuda or cuda:N") from None
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UsageError(
+                f"{flag} {device}: this machine has no CUDA device (torch.cuda.is_available() is False); "
+                "use --device cpu, or auto to take a GPU only when there is one"
+            )
+        if parsed.index is not None and parsed.index >= count:
+            raise UsageError(
+                f"{flag} {device}: this machine has {count} CUDA device(s), cuda:0..cuda:{count - 1}"
+            )
+    if parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"{flag} {device}: MPS is not available on this machine; use --device cpu")
+    return device
+
+
+# ---------------------------------------------------------------------- evaluation protocol
+
+
+def add_eval_protocol_arguments(group: argparse._ActionsContainer) -> None:
+    """``--deterministic`` and ``--stochastic-eval / --no-stochastic-eval`` (destination ``stochastic_eval``,
+    ``None`` unless given: ``resolve_stochastic_eval`` then picks the env's default protocol)."""
+    group.add_argument(
+        "--deterministic",
+        dest="stochastic_eval",
+        action="store_false",
+        default=None,
+        help="greedy (argmax) actions in evaluations; default: sampled on MiniGrid/BabyAI, greedy elsewhere",
+    )
+    # Added last: runners.study finds a destination's flag by its last action, and this one can say both.
+    group.add_argument(
+        "--stochastic-eval",
+        dest="stochastic_eval",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="sample actions in evaluations (--no-stochastic-eval: greedy, like --deterministic)",
+    )
+
+
+def resolve_stochastic_eval(stochastic_eval: bool | None, env_id: str) -> bool:
+    """Whether evaluations sample actions: as the user said, else the default for ``env_id``
+    (``agents.evaluation.default_deterministic``: sampled on MiniGrid/BabyAI, greedy elsewhere)."""
+    if stochastic_eval is not None:
+        return bool(stochastic_eval)
+    return not default_deterministic(env_id)
+
+
+def describe_result(result: EvaluationResult, seeds: str, with_return: bool = True) -> str:
+    """One summary line of an evaluation, naming its protocol and saying "no success signal" for an env
+    that gives none: ``0.700 [95% CI 0.400-0.890] over 20 episodes (sampled actions), return 0.61, ...``."""
+    protocol = f" ({result.protocol} actions)" if result.protocol else ""
+    text = f"{result.success_summary()} over {result.episodes} episodes{protocol}"
+    if with_return:
+        text += f", return {result.mean_return:.3f}"
+    return f"{text}, length {result.mean_length:.1f} ({seeds})"
 
 
 # ---------------------------------------------------------------------- memory flags
@@ -135,6 +242,12 @@ def prepare_run_dir(path: Path, overwrite: bool) -> Path:
     return path
 
 
+def print_run_start(runner: str, run_dir: Path) -> None:
+    """Before training: where the run writes, and the command that shows its curves while it runs."""
+    print(f"{runner}: run directory {run_dir}", flush=True)
+    print(f"{runner}: watch it with: tensorboard --logdir {run_dir}", flush=True)
+
+
 def print_summary(title: str, rows: list[tuple[str, str]]) -> None:
     """Plain aligned lines: paths stay whole (copy-pasteable) whatever the terminal width."""
     width = max(len(key) for key, _ in rows)
@@ -162,7 +275,5 @@ def evaluation_envs(
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically (temporary file, then rename) so a crash never leaves half a file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
-    tmp.replace(path)
+    """Write a run's JSON file atomically (``agents.atomic``) so a crash never leaves half a file."""
+    atomic_write_json(path, data, indent=2, sort_keys=True, default=str)

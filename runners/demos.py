@@ -1,213 +1,24 @@
 """Generate demonstrations with minigrid's BabyAI bot:
 ``python -m runners.demos --env BabyAI-GoToLocal-v0 --episodes 5000 --out demos/gotolocal.npz``.
 
-Each episode is one level (``env.reset(seed=s)``) solved by ``minigrid.utils.baby_ai_bot.BabyAIBot``,
-which replans after every step. Levels the bot fails (it raises, or does not succeed within the env's
-``max_steps``) are skipped and counted; their seeds are recorded so they are never tried again.
-
-Worker processes each take their own blocks of consecutive seeds; which seeds are tried and stored does not
-depend on the number of workers. An existing ``--out`` file is appended to (never overwritten): the new
-seeds continue after the largest seed it has tried, and the file is rewritten atomically. Seeds stay below
-``agents.demos.DEMO_SEED_LIMIT`` (1e9), where the held-out evaluation seeds begin. The file format is
-described in ``agents/demos.py``.
+The command line of ``agents.demo_generation``: each episode is one level solved by minigrid's BabyAI bot;
+levels it fails are skipped, counted and never retried; the result does not depend on ``--workers``. An
+existing ``--out`` file is appended to (never overwritten): the new seeds continue after the largest seed it
+has tried, and the file is rewritten atomically. Seeds stay below ``envs.suites.HELDOUT_SEED_START`` (1e9),
+where the held-out evaluation seeds begin. The file format is described in ``agents/demos.py``.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import argparse
 import sys
-import time
-from dataclasses import dataclass, field
-from importlib.metadata import version
-from pathlib import Path
-from typing import Any
 
-import gymnasium as gym
-import numpy as np
-from minigrid.utils.baby_ai_bot import BabyAIBot
-from tqdm import tqdm
-
-from agents.demos import (
-    DEMO_SEED_LIMIT,
-    Demos,
-    concatenate_demos,
-    empty_demos,
-    load_demos,
-    save_demos,
-)
-from envs import make_env
+from agents.demo_generation import BOT_NAME, append_bot_demos
+from envs.suites import HELDOUT_SEED_START
 from runners.cli import UsageError, make_parser, run_main
 
-BOT_NAME = "minigrid.utils.baby_ai_bot.BabyAIBot"
 
-
-@dataclass
-class Episode:
-    """One successful bot episode: the observations before each action, the actions and their rewards."""
-
-    seed: int
-    observations: list[dict[str, Any]]
-    actions: list[int]
-    rewards: list[float]
-
-
-@dataclass
-class BlockResult:
-    """The outcome of one block of seeds: the solved episodes and ``(seed, reason)`` of each failure."""
-
-    episodes: list[Episode] = field(default_factory=list)
-    failures: list[tuple[int, str]] = field(default_factory=list)
-
-
-def check_bot_env(env: gym.Env, env_id: str) -> None:
-    """Raise a one-line ``ValueError`` unless the bot can play ``env`` (a BabyAI level, already reset)."""
-    if not hasattr(env.unwrapped, "instrs"):
-        raise ValueError(
-            f"{env_id} is not a BabyAI level: minigrid's BabyAIBot needs the level's instructions "
-            "(env.unwrapped.instrs); use a BabyAI-* id such as BabyAI-GoToLocal-v0"
-        )
-
-
-def bot_episode(env: gym.Env, seed: int) -> tuple[Episode | None, str]:
-    """Play the level of ``seed`` with the bot. Returns the episode, or None and why the bot failed."""
-    obs, _ = env.reset(seed=seed)
-    episode = Episode(seed=seed, observations=[], actions=[], rewards=[])
-    try:
-        bot = BabyAIBot(env.unwrapped)
-        while True:
-            action = int(bot.replan())
-            episode.observations.append(obs)
-            episode.actions.append(action)
-            obs, reward, terminated, truncated, info = env.step(action)
-            episode.rewards.append(float(reward))
-            if terminated or truncated:
-                break
-    except Exception as error:  # the bot's own failures (DisappearedBoxError, assertions) skip the level
-        message = str(error).strip().splitlines()
-        return None, f"the bot raised {type(error).__name__}" + (f": {message[0]}" if message else "")
-    if not info.get("is_success", False):
-        return None, f"no success within {len(episode.actions)} steps"
-    return episode, ""
-
-
-_WORKER_ENV: dict[str, gym.Env] = {}
-
-
-def run_block(env_id: str, first_seed: int, stop_seed: int) -> BlockResult:
-    """Play seeds ``first_seed .. stop_seed - 1`` in this process's env of ``env_id`` (made once)."""
-    if env_id not in _WORKER_ENV:
-        _WORKER_ENV[env_id] = make_env(env_id)
-    env = _WORKER_ENV[env_id]
-    result = BlockResult()
-    for seed in range(first_seed, stop_seed):
-        episode, reason = bot_episode(env, seed)
-        if episode is None:
-            result.failures.append((seed, reason))
-        else:
-            result.episodes.append(episode)
-    return result
-
-
-def _run_block_star(args: tuple[str, int, int]) -> BlockResult:
-    return run_block(*args)
-
-
-def episodes_to_demos(env_id: str, env: gym.Env, episodes: list[Episode], skipped: list[int]) -> Demos:
-    """Pack episodes (sorted by seed) into a ``Demos`` with ``env``'s observation dtypes."""
-    template = empty_demos(env_id, env)
-    episodes = sorted(episodes, key=lambda episode: episode.seed)
-    steps = [obs for episode in episodes for obs in episode.observations]
-    observations = {
-        key: np.stack([np.asarray(obs[key], dtype=empty.dtype) for obs in steps]) if steps else empty
-        for key, empty in template.observations.items()
-    }
-    return Demos(
-        env_id=env_id,
-        observations=observations,
-        actions=np.asarray([a for episode in episodes for a in episode.actions], dtype=np.int64),
-        rewards=np.asarray([r for episode in episodes for r in episode.rewards], dtype=np.float32),
-        episode_lengths=np.asarray([len(episode.actions) for episode in episodes], dtype=np.int64),
-        seeds=np.asarray([episode.seed for episode in episodes], dtype=np.int64),
-        skipped_seeds=np.asarray(sorted(skipped), dtype=np.int64),
-        observation_space=template.observation_space,
-        action_space=template.action_space,
-        metadata={"generator": BOT_NAME, "minigrid_version": version("minigrid")},
-    )
-
-
-@dataclass
-class GenerationResult:
-    demos: Demos  # the new episodes only
-    failures: list[tuple[int, str]]  # (seed, reason), in seed order
-    seconds: float
-    seeds_tried: int
-
-
-def generate_demos(
-    env_id: str, n_episodes: int, first_seed: int = 0, workers: int = 1, progress: bool = True
-) -> GenerationResult:
-    """Solve ``n_episodes`` levels of ``env_id`` with the bot, trying seeds from ``first_seed`` on.
-
-    Rounds try exactly as many new consecutive seeds as episodes are still missing (the first round
-    ``n_episodes`` seeds, the next one as many as the bot failed, ...), cut into blocks that the worker
-    processes play in any order; so the stored seeds are the first ``n_episodes`` the bot solves, whatever
-    the number of workers.
-
-    :raises ValueError: when the seeds would reach ``DEMO_SEED_LIMIT``, or the bot solves none of the
-        first levels (a level family it cannot play)
-    """
-    env = make_env(env_id)
-    env.reset(seed=first_seed)
-    check_bot_env(env, env_id)
-    episodes: list[Episode] = []
-    failures: list[tuple[int, str]] = []
-    next_seed = first_seed
-    start = time.perf_counter()
-    pool = multiprocessing.get_context().Pool(workers) if workers > 1 else None
-    bar = tqdm(total=n_episodes, desc=f"bot demos ({env_id})", unit="ep", disable=not progress)
-    try:
-        while len(episodes) < n_episodes:
-            need = n_episodes - len(episodes)
-            if next_seed + need > DEMO_SEED_LIMIT:
-                raise ValueError(
-                    f"demo seeds would reach {DEMO_SEED_LIMIT:,}, where the held-out evaluation seeds begin: "
-                    f"use a lower --seed or fewer --episodes"
-                )
-            block = int(np.clip(need // (8 * workers), 1, 50))
-            blocks = [
-                (env_id, s, min(s + block, next_seed + need))
-                for s in range(next_seed, next_seed + need, block)
-            ]
-            results = (
-                pool.imap_unordered(_run_block_star, blocks)
-                if pool is not None
-                else map(_run_block_star, blocks)
-            )
-            for result in results:
-                episodes.extend(result.episodes)
-                failures.extend(result.failures)
-                bar.update(len(result.episodes))
-                if failures:
-                    bar.set_postfix(skipped=len(failures))
-            next_seed += need
-            tried = next_seed - first_seed
-            if not episodes and tried >= 20:
-                raise ValueError(
-                    f"the bot solved none of {tried} levels of {env_id} (seed {failures[0][0]}: "
-                    f"{failures[0][1]}): it cannot play this level family"
-                )
-    finally:
-        bar.close()
-        if pool is not None:
-            pool.terminate()
-            pool.join()
-    failures.sort()
-    demos = episodes_to_demos(env_id, env, episodes, [seed for seed, _ in failures])
-    env.close()
-    return GenerationResult(demos, failures, time.perf_counter() - start, next_seed - first_seed)
-
-
-def build_parser() -> Any:
+def build_parser() -> argparse.ArgumentParser:
     parser = make_parser(
         "python -m runners.demos", "Generate BabyAI demonstrations with minigrid's bot (appends to --out)."
     )
@@ -228,23 +39,15 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(f"--episodes must be a positive integer, got {args.episodes}")
     if args.workers <= 0:
         raise UsageError(f"--workers must be a positive integer, got {args.workers}")
-    if not 0 <= args.seed < DEMO_SEED_LIMIT:
+    if not 0 <= args.seed < HELDOUT_SEED_START:
         raise UsageError(
-            f"--seed must be in 0..{DEMO_SEED_LIMIT - 1} (held-out seeds start at {DEMO_SEED_LIMIT:,})"
+            f"--seed must be in 0..{HELDOUT_SEED_START - 1} (held-out seeds start at {HELDOUT_SEED_START:,})"
         )
-    path = Path(args.out)
-    existing = load_demos(path) if path.exists() else None
-    if existing is not None:
-        existing.check_env(args.env, str(path))
-        probe = make_env(args.env)
-        existing.check_spaces(probe.observation_space, probe.action_space)
-        probe.close()
-    first_seed = max(args.seed, existing.next_seed if existing is not None else 0)
-
-    result = generate_demos(args.env, args.episodes, first_seed, args.workers, progress=not args.no_progress)
+    path = args.out
+    result, merged = append_bot_demos(
+        path, args.env, args.episodes, args.seed, args.workers, progress=not args.no_progress
+    )
     new = result.demos
-    merged = new if existing is None else concatenate_demos(existing, new)
-    save_demos(merged, path)
 
     rate = new.n_episodes / max(result.seconds, 1e-9)
     skipped = "".join(f", {seed} ({reason})" for seed, reason in result.failures[:5])

@@ -1,8 +1,11 @@
 """Train a memory policy with PPO: ``python -m runners.ppo --env BabyAI-GoToLocal-v0``.
 
-Logs to TensorBoard and CSV in the run directory, evaluates periodically on an env seeded far from the
-training seeds, checkpoints periodically and at the end, writes the resolved config beside the model, and
-ends with a one-screen summary.
+Prints the run directory and its ``tensorboard --logdir`` command before training, logs to TensorBoard and
+CSV there, evaluates periodically on an env seeded far from the training seeds (sampled actions on
+MiniGrid/BabyAI, greedy elsewhere, ``--deterministic`` / ``--stochastic-eval`` to choose), checkpoints
+periodically and at the end, writes the resolved config beside the model, and ends with a one-screen
+summary naming the evaluation protocol. Settings that cannot work (a discount above 1, a CUDA device on a
+machine without one, ...) are refused in one line, exit code 2, before anything is written.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gymnasium import spaces
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
@@ -30,27 +32,36 @@ from agents.callbacks import (
     list_checkpoints,
     restore_resume_state,
 )
+from agents.factory import DEFAULT_FEATURES_DIM, PPOHyperparameters
+from agents.factory import build_model as build_memory_ppo
+from agents.loading import init_from
 from agents.reporting import RUN_COMPLETE, MetricsReporter, Reporter, flatten_results
 from envs import make_vec_env
-from envs.suites import HELDOUT_SEED_START, TRAIN_SEED_STRIDE, get_suite, training_env_seed
+from envs.suites import TRAIN_SEED_STRIDE, get_suite, training_env_seed
 from runners.cli import (
     UsageError,
+    add_eval_protocol_arguments,
     add_memory_arguments,
+    check_device,
     default_run_dir,
+    describe_result,
     evaluation_envs,
     make_parser,
     memory_kwargs_from_args,
+    non_negative_float,
     positive_float,
     positive_int,
     prepare_run_dir,
+    print_run_start,
     print_summary,
+    resolve_stochastic_eval,
     run_main,
     set_threads,
+    unit_interval,
     write_json,
 )
 
-# Evaluation envs are seeded from here on, far from the training seeds (BabyAI validates on 1e9+).
-EVAL_SEED_OFFSET = HELDOUT_SEED_START
+PPO_DEFAULTS = PPOHyperparameters()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,7 +90,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"run seed (0-999): model seed; training env r is seeded with seed * {TRAIN_SEED_STRIDE:,} + r, "
         "so runs of different seeds never share training envs",
     )
-    parser.add_argument("--device", default="auto", help="torch device: auto, cpu, cuda, ...")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        help="torch device: auto (CUDA if any), cpu, cuda, cuda:N (with --resume: replaces the run's)",
+    )
     parser.add_argument(
         "--threads", type=positive_int, default=None, help="torch threads (default: cores - 1)"
     )
@@ -94,46 +109,68 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--checkpoint-freq", type=positive_int, default=100_000, help="frames between checkpoints"
     )
-    parser.add_argument("--stochastic-eval", action="store_true", help="sample actions when evaluating")
+    add_eval_protocol_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument(
-        "--features-dim", type=positive_int, default=128, help="observation encoder output width"
+        "--features-dim",
+        type=positive_int,
+        default=DEFAULT_FEATURES_DIM,
+        help="observation encoder output width",
     )
     add_memory_arguments(parser)
 
     ppo = parser.add_argument_group("PPO")
-    ppo.add_argument("--lr", type=positive_float, default=5e-4, help="learning rate")
-    ppo.add_argument("--n-steps", type=positive_int, default=128, help="rollout steps per env")
-    ppo.add_argument("--batch-size", type=positive_int, default=256, help="minibatch size in steps")
-    ppo.add_argument("--n-epochs", type=positive_int, default=4, help="epochs per rollout")
-    ppo.add_argument("--sequence-length", type=positive_int, default=32, help="training sequence length")
-    ppo.add_argument("--gamma", type=float, default=0.99, help="discount")
-    ppo.add_argument("--gae-lambda", type=float, default=0.95, help="GAE lambda")
-    ppo.add_argument("--clip-range", type=positive_float, default=0.2, help="PPO clip range")
+    defaults = PPO_DEFAULTS
+    ppo.add_argument("--lr", type=positive_float, default=defaults.learning_rate, help="learning rate")
+    ppo.add_argument("--n-steps", type=positive_int, default=defaults.n_steps, help="rollout steps per env")
     ppo.add_argument(
-        "--clip-range-vf", type=positive_float, default=None, help="value clip range (none: off)"
+        "--batch-size", type=positive_int, default=defaults.batch_size, help="minibatch size in steps"
     )
-    ppo.add_argument("--ent-coef", type=float, default=0.01, help="entropy coefficient")
-    ppo.add_argument("--vf-coef", type=float, default=0.5, help="value loss coefficient")
-    ppo.add_argument("--max-grad-norm", type=positive_float, default=0.5, help="gradient clipping")
-    ppo.add_argument("--target-kl", type=positive_float, default=None, help="early-stop KL (none: off)")
+    ppo.add_argument("--n-epochs", type=positive_int, default=defaults.n_epochs, help="epochs per rollout")
+    ppo.add_argument(
+        "--sequence-length",
+        type=positive_int,
+        default=defaults.sequence_length,
+        help="training sequence length",
+    )
+    ppo.add_argument("--gamma", type=unit_interval, default=defaults.gamma, help="discount, in [0, 1]")
+    ppo.add_argument(
+        "--gae-lambda", type=unit_interval, default=defaults.gae_lambda, help="GAE lambda, in [0, 1]"
+    )
+    ppo.add_argument("--clip-range", type=positive_float, default=defaults.clip_range, help="PPO clip range")
+    ppo.add_argument(
+        "--clip-range-vf",
+        type=positive_float,
+        default=defaults.clip_range_vf,
+        help="value clip range (unset: no value clipping)",
+    )
+    ppo.add_argument(
+        "--ent-coef", type=non_negative_float, default=defaults.ent_coef, help="entropy coefficient"
+    )
+    ppo.add_argument(
+        "--vf-coef", type=non_negative_float, default=defaults.vf_coef, help="value loss coefficient"
+    )
+    ppo.add_argument(
+        "--max-grad-norm", type=positive_float, default=defaults.max_grad_norm, help="gradient clipping"
+    )
+    ppo.add_argument(
+        "--target-kl",
+        type=positive_float,
+        default=defaults.target_kl,
+        help="stop an update's epochs early above this KL (unset: never)",
+    )
     ppo.add_argument(
         "--normalize-advantage",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=defaults.normalize_advantage,
         help="normalise advantages",
     )
     return parser
 
 
-def build_model(args: argparse.Namespace, env: Any, memory_kwargs: dict[str, Any]) -> MemoryPPO:
-    policy_kwargs: dict[str, Any] = dict(memory=args.memory, memory_kwargs=memory_kwargs)
-    policy_kwargs["features_extractor_kwargs"] = dict(features_dim=args.features_dim)
-    return MemoryPPO(
-        # The policy picks its encoder from the space (BabyAI encoder, NatureCNN, ...); SB3 only insists
-        # that Dict spaces use the "MultiInputPolicy" name.
-        "MultiInputPolicy" if isinstance(env.observation_space, spaces.Dict) else "MlpPolicy",
-        env,
+def hyperparameters(args: argparse.Namespace) -> PPOHyperparameters:
+    """The PPO settings of the command line."""
+    return PPOHyperparameters(
         learning_rate=args.lr,
         n_steps=args.n_steps,
         batch_size=args.batch_size,
@@ -148,7 +185,17 @@ def build_model(args: argparse.Namespace, env: Any, memory_kwargs: dict[str, Any
         max_grad_norm=args.max_grad_norm,
         target_kl=args.target_kl,
         normalize_advantage=args.normalize_advantage,
-        policy_kwargs=policy_kwargs,
+    )
+
+
+def build_model(args: argparse.Namespace, env: Any, memory_kwargs: dict[str, Any]) -> MemoryPPO:
+    """The model the command line describes (``agents.factory.build_model``)."""
+    return build_memory_ppo(
+        env,
+        args.memory,
+        memory_kwargs,
+        features_dim=args.features_dim,
+        hyperparameters=hyperparameters(args),
         seed=args.seed,
         device=args.device,
     )
@@ -179,7 +226,17 @@ def resume_arguments(resume_dir: Path) -> argparse.Namespace:
     except (json.JSONDecodeError, KeyError) as error:
         raise UsageError(f"--resume {resume_dir}: config.json is unreadable ({error})") from None
     args.logdir, args.overwrite, args.resume, args.init_from = str(resume_dir), True, str(resume_dir), None
+    if isinstance(config.get("stochastic_eval"), bool):  # the run's own protocol, even if the default moved
+        args.stochastic_eval = config["stochastic_eval"]
     return args
+
+
+def device_override(argv: list[str]) -> str | None:
+    """The ``--device`` a ``--resume`` command line gives (``None`` if none): it replaces the run's, so that
+    a run trained on a GPU can continue on a machine without one."""
+    parser = build_parser()
+    parser.set_defaults(device=None)
+    return parser.parse_args(argv).device
 
 
 def load_newest_checkpoint(directory: Path, env: VecEnv, device: str) -> tuple[MemoryPPO, Path]:
@@ -193,6 +250,24 @@ def load_newest_checkpoint(directory: Path, env: VecEnv, device: str) -> tuple[M
             problems.append(f"{path.name}: {type(error).__name__}")
             print(f"warning: skipping unreadable checkpoint {path} ({type(error).__name__})", file=sys.stderr)
     raise UsageError(f"no loadable checkpoint in {directory} ({'; '.join(problems) or 'none found'})")
+
+
+def resume_from_checkpoint(resume_dir: Path, env: VecEnv, device: str) -> MemoryPPO:
+    """The run's newest loadable checkpoint on ``device`` with its RNGs, envs and memory state restored; the
+    envs are reset instead where their episodes cannot continue exactly (envs not restored, or a memory state
+    that did not load), and the second case is said on stderr."""
+    model, checkpoint = load_newest_checkpoint(resume_dir / "checkpoints", env, device)
+    if not restore_resume_state(model, getattr(model, "resume_state", None)):
+        model._last_obs = None  # the saved observations belong to envs we could not restore: reset
+    elif model.memory_state_lost():
+        print(
+            f"warning: {checkpoint.name} holds no memory state loadable on {model.device} (written on "
+            "another device by an older version?): the envs restart their episodes, not continuing them",
+            file=sys.stderr,
+        )
+        model._last_obs = None
+    print(f"resuming {resume_dir} from {checkpoint.name} at step {model.num_timesteps:,} on {model.device}")
+    return model
 
 
 def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int:
@@ -210,6 +285,11 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
     resume_dir = Path(args.resume) if args.resume else None
     if resume_dir is not None:
         args = resume_arguments(resume_dir)
+        args.device = device_override(argv) or args.device
+    check_device(args.device)
+    args.stochastic_eval = resolve_stochastic_eval(
+        args.stochastic_eval, get_suite(args.suite, args.env).train.env_id if args.suite else args.env
+    )
     threads = set_threads(args.threads)
     memory_kwargs = memory_kwargs_from_args(args)
     if args.n_steps * args.n_envs < args.batch_size:
@@ -221,16 +301,11 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
     # Build everything that can fail on bad input before anything is written to disk.
     env, eval_envs, eval_seeds = training_envs(args)
     if resume_dir is not None:
-        model, checkpoint = load_newest_checkpoint(resume_dir / "checkpoints", env, args.device)
-        if not restore_resume_state(model, getattr(model, "resume_state", None)):
-            model._last_obs = None  # the saved observations belong to envs we could not restore: reset
+        model = resume_from_checkpoint(resume_dir, env, args.device)
         run_dir = resume_dir
-        print(f"resuming {run_dir} from {checkpoint.name} at step {model.num_timesteps:,}")
     else:
         model = build_model(args, env, memory_kwargs)
         if args.init_from:
-            from agents.bc import init_from  # written with the BC trainer (issue 5)
-
             init_from(model, args.init_from)
         run_dir = (
             Path(args.logdir) if args.logdir else default_run_dir("runs", args.env, args.memory, args.seed)
@@ -251,6 +326,7 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         write_json(run_dir / "config.json", config)
     start_step = model.num_timesteps
     model.set_logger(make_logger(run_dir, start_step))
+    print_run_start("runners.ppo", run_dir)
 
     per_env = lambda frames: max(frames // args.n_envs, 1)  # noqa: E731 - callbacks count calls, not frames
     evaluation = SuiteEvalCallback(
@@ -305,14 +381,7 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         ("frames", f"{model.num_timesteps:,} ({frames:,} in {elapsed:.0f} s, {fps:,.0f} frames/s)"),
     ]
     for name, result in final.items():
-        low, high = result.success_ci95
-        rows.append(
-            (
-                f"success {name}",
-                f"{result.success_rate:.3f} [95% CI {low:.3f}-{high:.3f}] over {result.episodes} episodes, "
-                f"return {result.mean_return:.3f}, length {result.mean_length:.1f} ({eval_seeds[name]})",
-            )
-        )
+        rows.append((f"success {name}", describe_result(result, eval_seeds[name])))
     rows += [
         ("model", str(model_path)),
         ("config", str(run_dir / "config.json")),

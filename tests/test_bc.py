@@ -11,15 +11,16 @@ import pytest
 import torch
 from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
 
-from agents import MemoryPPO
-from agents.bc import BCConfig, BCTrainer, discounted_returns, init_from
-from agents.demos import DEMO_SEED_LIMIT, Demos, load_demos, replay_episode, save_demos
+from agents import MemoryPPO, demo_generation
+from agents.bc import BCConfig, BCTrainer, discounted_returns
+from agents.demos import Demos, load_demos, replay_episode, save_demos
 from agents.evaluation import evaluate_model
+from agents.factory import build_model
+from agents.loading import init_from
 from envs import make_env, make_vec_env
 from envs.suites import HELDOUT_SEED_START
 from runners import bc, demos, evaluate
 from runners.cli import run_main
-from runners.ppo import EVAL_SEED_OFFSET
 
 ENV_ID = "BabyAI-GoToLocal-v0"
 TINY_MEMORY = [
@@ -60,22 +61,17 @@ def demos_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def tiny_model(env_id: str = ENV_ID, memory_kwargs: dict | None = None) -> MemoryPPO:
     env = make_vec_env(env_id, n_envs=2, seed=0)
-    return bc.build_bc_model(env, "tlb", memory_kwargs or TINY_MEMORY_KWARGS, features_dim=16)
+    return build_model(env, "tlb", memory_kwargs or TINY_MEMORY_KWARGS, features_dim=16)
 
 
 # ---------------------------------------------------------------------- the demos file
 
 
-def test_seed_ranges_never_meet_the_held_out_seeds() -> None:
-    assert DEMO_SEED_LIMIT == EVAL_SEED_OFFSET == HELDOUT_SEED_START
-
-
 def test_demos_file_round_trip(demos_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     stored = load_demos(demos_file, env_id=ENV_ID)
     assert stored.env_id == ENV_ID and stored.n_episodes == 30
-    assert (
-        stored.seeds.tolist() == sorted(set(stored.seeds.tolist())) and stored.seeds.max() < DEMO_SEED_LIMIT
-    )
+    seeds = stored.seeds.tolist()
+    assert seeds == sorted(set(seeds)) and max(seeds) < HELDOUT_SEED_START
     assert stored.observations["image"].dtype == np.uint8 and stored.observations["image"].shape[1:] == (
         7,
         7,
@@ -84,7 +80,7 @@ def test_demos_file_round_trip(demos_file: Path, tmp_path: Path, capsys: pytest.
     assert stored.observations["mission"].shape == (stored.n_steps, 72)
     env = make_env(ENV_ID)
     stored.check_spaces(env.observation_space, env.action_space)
-    assert stored.metadata["generator"] == demos.BOT_NAME
+    assert stored.metadata["generator"] == demo_generation.BOT_NAME
 
     copy = tmp_path / "copy.npz"
     save_demos(stored, copy)
@@ -147,7 +143,7 @@ def test_demos_of_another_env_is_a_one_line_error(
     [
         (["--env", "MiniGrid-Empty-5x5-v0"], "is not a BabyAI level"),
         (["--episodes", "0"], "--episodes must be a positive integer"),
-        (["--seed", str(DEMO_SEED_LIMIT)], "held-out seeds start at"),
+        (["--seed", str(HELDOUT_SEED_START)], "held-out seeds start at"),
     ],
 )
 def test_demos_cli_bad_input(
@@ -219,7 +215,7 @@ def test_bc_runner_lowers_validation_loss_and_saves_a_memory_ppo_model(
 
     model = MemoryPPO.load(run_dir / "model.zip")
     assert model.policy.memory_name == "tlb" and model.policy.memory_kwargs == TINY_MEMORY_KWARGS
-    result = evaluate_model(model, make_vec_env(ENV_ID, n_envs=2, seed=EVAL_SEED_OFFSET), n_episodes=2)
+    result = evaluate_model(model, make_vec_env(ENV_ID, n_envs=2, seed=HELDOUT_SEED_START), n_episodes=2)
     assert result.episodes == 2
     table = tmp_path / "eval.json"
     evaluate_argv = [str(run_dir / "model.zip"), "--env", ENV_ID, "--episodes", "2", "--n-envs", "2"]
@@ -237,7 +233,10 @@ def test_bc_runner_bad_input(demos_file: Path, tmp_path: Path, capsys: pytest.Ca
     run_dir = tmp_path / "run"
     for extra, message in (
         (["--demos", str(tmp_path / "none.npz")], "does not exist"),
-        (["--demos", str(demos_file), "--val-fraction", "1.5"], "val_fraction must be in [0, 1)"),
+        (["--demos", str(demos_file), "--val-fraction", "1.5"], "--val-fraction: must be in [0, 1), got 1.5"),
+        (["--demos", str(demos_file), "--gamma", "1.5"], "--gamma: must be in [0, 1], got 1.5"),
+        (["--demos", str(demos_file), "--vf-coef", "-1"], "--vf-coef: must be 0 or more"),
+        (["--demos", str(demos_file), "--device", "cuda:99"], "--device cuda:99: this machine has"),
         (["--demos", str(demos_file), "--suite", "memory-length"], "trains on MiniGrid-MemoryS7-v0"),
     ):
         assert exit_code(bc.main, [*extra, *TINY_MEMORY, "--logdir", str(run_dir)]) == 2
@@ -294,12 +293,12 @@ def test_generation_does_not_depend_on_the_number_of_workers(demos_file: Path, t
 def test_levels_the_bot_fails_are_skipped_counted_and_never_retried(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    solve = demos.bot_episode
+    solve = demo_generation.bot_episode
 
     def fail_every_third(env: object, seed: int) -> tuple[object, str]:
         return (None, "forced failure") if seed % 3 == 0 else solve(env, seed)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(demos, "bot_episode", fail_every_third)
+    monkeypatch.setattr(demo_generation, "bot_episode", fail_every_third)
     path = tmp_path / "demos.npz"
     generate(path, 4)
     out = capsys.readouterr().out

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -19,6 +20,7 @@ from runners.cli import run_main
 ROW_FIELDS = {
     "env",
     "side",
+    "protocol",
     "episodes",
     "successes",
     "success_rate",
@@ -61,6 +63,10 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tiny_model("BabyAI-GoToLocal-v0", {**TINY_POLICY, **lstm}).save(paths["lstm"])
     paths["cartpole"] = directory / "cartpole.zip"
     tiny_model("CartPole-v1", dict(net_arch=[8], **lstm), policy="MlpPolicy").save(paths["cartpole"])
+    # tlb with a separate critic memory: the policy's state holds the critic's under "critic_" keys.
+    paths["tlb-critic"] = directory / "tlb-critic.zip"
+    critic = {**TINY_POLICY, **TINY_TLB, "critic_memory": "separate"}
+    tiny_model("BabyAI-GoToLocal-v0", critic).save(paths["tlb-critic"])
     data = paths["tlb"].read_bytes()
     paths["truncated"] = directory / "truncated.zip"
     paths["truncated"].write_bytes(data[: len(data) // 2])
@@ -89,10 +95,16 @@ def test_evaluate_env_writes_table_json_gif_and_attention(
     assert run_main(evaluate.main, argv) == 0
     stdout = capsys.readouterr().out
     assert "95% CI" in stdout and "BabyAI-GoToLocal-v0" in stdout and "Sampling rejected" not in stdout
+    # BabyAI is evaluated with sampled actions by default, and every figure says so.
+    assert "tlb memory, sampled actions" in stdout
+    table_row = next(line for line in stdout.splitlines() if line.startswith("heldout "))
+    assert " sampled " in table_row
+    assert "sampled actions" in stdout.split("gif:")[1] and "sampled actions" in stdout.split("attention:")[1]
 
     rows = json.loads(out["rows.json"].read_text())
     assert isinstance(rows, list) and len(rows) == 1
     check_row(rows[0], episodes=6)
+    assert rows[0]["protocol"] == "sampled"
     assert rows[0]["env"] == "BabyAI-GoToLocal-v0" and rows[0]["side"] == "heldout"
     assert rows[0]["seeds"].startswith("1000000000-")  # evaluation levels are never training levels
 
@@ -108,9 +120,10 @@ def test_evaluate_suite_reports_every_side(
 ) -> None:
     rows_path = tmp_path / "rows.json"
     argv = [str(models["memory"]), "--suite", "memory-length", "--episodes", "2", "--n-envs", "2"]
-    assert run_main(evaluate.main, [*argv, "--stochastic", "--json", str(rows_path)]) == 0
+    assert run_main(evaluate.main, [*argv, "--deterministic", "--json", str(rows_path)]) == 0
     rows = json.loads(rows_path.read_text())
     assert [row["side"] for row in rows] == ["train", "MemoryS9", "MemoryS11", "MemoryS13"]
+    assert {row["protocol"] for row in rows} == {"greedy"}  # --deterministic overrides the MiniGrid default
     assert [row["env"] for row in rows][-1] == "MiniGrid-MemoryS13-v0"
     for row in rows:
         check_row(row, episodes=2)
@@ -129,6 +142,50 @@ def test_evaluate_a_recurrent_model_with_a_gif(models: dict[str, Path], tmp_path
         check_row(row, episodes=3)
     with Image.open(gif_path) as gif:
         assert gif.n_frames > 1
+
+
+def test_cartpole_is_greedy_by_default_and_has_no_success_signal(
+    models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows_path = tmp_path / "rows.json"
+    argv = [str(models["cartpole"]), "--env", "CartPole-v1", "--episodes", "2", "--n-envs", "2"]
+    assert run_main(evaluate.main, [*argv, "--json", str(rows_path)]) == 0
+    out = capsys.readouterr().out
+    assert "lstm memory, greedy actions" in out and "no success signal" in out
+    (row,) = json.loads(rows_path.read_text())  # strict JSON: no NaN
+    assert row["protocol"] == "greedy" and row["successes"] is None and row["success_rate"] is None
+    assert row["success_ci95"] is None and row["mean_length"] > 0
+    assert run_main(evaluate.main, [*argv, "--stochastic", "--json", str(rows_path)]) == 0
+    assert json.loads(rows_path.read_text())[0]["protocol"] == "sampled"
+
+
+def test_attention_plot_of_a_tlb_model_with_a_separate_critic_memory(
+    models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    png = tmp_path / "attention.png"
+    argv = [str(models["tlb-critic"]), "--env", "BabyAI-GoToLocal-v0", "--episodes", "1", "--n-envs", "1"]
+    assert run_main(evaluate.main, [*argv, "--attention", str(png), "--deterministic"]) == 0
+    assert "greedy actions" in capsys.readouterr().out.split("attention:")[1]
+    with Image.open(png) as image:
+        assert image.format == "PNG"
+
+
+def test_attention_reads_come_from_the_policy_step() -> None:
+    """``predict_with_reads`` is ``predict`` plus the reads: same actions and state, rows summing to 1."""
+    model = tiny_model("BabyAI-GoToLocal-v0", {**TINY_POLICY, **TINY_TLB, "critic_memory": "separate"})
+    env = model.get_env()
+    obs = env.reset()
+    state_a = state_b = None
+    starts = np.ones(env.num_envs, dtype=bool)
+    for _ in range(6):
+        actions_a, state_a = model.predict(obs, state=state_a, episode_start=starts, deterministic=True)
+        actions_b, state_b, reads = model.policy.predict_with_reads(obs, state_b, starts, deterministic=True)
+        assert np.array_equal(actions_a, actions_b) and state_a.keys() == state_b.keys()
+        assert all(np.allclose(state_a[key], state_b[key]) for key in state_a)
+        assert any(key.startswith("critic_") for key in state_b)
+        assert reads.shape == (env.num_envs, 2) and np.allclose(reads.sum(axis=1), 1.0, atol=1e-5)
+        obs, _, dones, _ = env.step(actions_a)
+        starts = dones
 
 
 def run_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -157,6 +214,8 @@ def run_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
         ("lstm", ["--env", "BabyAI-GoToLocal-v0", "--attention", "{tmp}/a.png"], "has memory lstm"),
         ("tlb", ["--env", "BabyAI-GoToLocal-v0", "--json", "{tmp}/no/such/dir.json"], "does not exist"),
         ("tlb", ["--env", "BabyAI-GoToLocal-v0", "--deterministic", "--stochastic"], "not allowed with"),
+        ("tlb", ["--env", "BabyAI-GoToLocal-v0", "--device", "cuda:7"], "--device cuda:7"),
+        ("tlb", ["--env", "BabyAI-GoToLocal-v0", "--device", "gpu"], "not a torch device"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(

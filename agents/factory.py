@@ -1,0 +1,85 @@
+"""The one place a runner's MemoryPPO model is built: ``build_model(env, memory=..., ...)``.
+
+``runners.ppo`` trains the model it returns; ``runners.bc`` and the BC benchmark build the same model (the
+PPO hyperparameters at ``PPOHyperparameters()``'s defaults) so that ``runners.ppo --init-from`` loads their
+weights into a model of identical shapes. The command-line defaults of ``runners.ppo`` are read from
+``PPOHyperparameters`` too, so the two never drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import gymnasium as gym
+from gymnasium import spaces
+from stable_baselines3.common.vec_env import VecEnv
+
+from agents.ppo import MemoryPPO
+
+DEFAULT_FEATURES_DIM = 128
+
+
+@dataclass(frozen=True)
+class PPOHyperparameters:
+    """The PPO settings of a runner's model, with ``runners.ppo``'s defaults (tuned on BabyAI-GoToLocal:
+    16 envs x 128 steps per rollout, minibatches of 256 steps in sequences of 32)."""
+
+    learning_rate: float = 5e-4
+    n_steps: int = 128
+    batch_size: int = 256
+    n_epochs: int = 4
+    sequence_length: int | None = 32
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
+    clip_range_vf: float | None = None
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    target_kl: float | None = None
+    normalize_advantage: bool = True
+
+
+def policy_name(observation_space: spaces.Space) -> str:
+    """The policy alias for a space. The policy picks its encoder from the space itself (BabyAI encoder,
+    NatureCNN, ...); SB3 only insists that Dict spaces use the ``"MultiInputPolicy"`` name."""
+    return "MultiInputPolicy" if isinstance(observation_space, spaces.Dict) else "MlpPolicy"
+
+
+def build_model(
+    env: VecEnv | gym.Env,
+    memory: str = "tlb",
+    memory_kwargs: dict[str, Any] | None = None,
+    features_dim: int = DEFAULT_FEATURES_DIM,
+    hyperparameters: PPOHyperparameters | None = None,
+    seed: int | None = 0,
+    device: str = "auto",
+    **ppo_kwargs: Any,
+) -> MemoryPPO:
+    """A MemoryPPO model with a memory policy, as the runners build it.
+
+    :param env: the training env (a model only given its spaces can take any env of those spaces)
+    :param memory: ``"tlb"``, ``"lstm"``, ``"gru"``, ``"transformer"`` or ``"none"``
+    :param memory_kwargs: the memory's own arguments (defaults for those left out)
+    :param features_dim: output width of the observation encoder
+    :param hyperparameters: PPO settings; ``PPOHyperparameters()`` when not given
+    :param seed: the model's seed
+    :param device: torch device
+    :param ppo_kwargs: any other ``MemoryPPO`` argument (``verbose``, ``tensorboard_log``, ...)
+    :raises ValueError: one line, for settings the memory or MemoryPPO refuse
+    """
+    policy_kwargs: dict[str, Any] = dict(
+        memory=memory,
+        memory_kwargs=dict(memory_kwargs or {}),
+        features_extractor_kwargs=dict(features_dim=features_dim),
+    )
+    return MemoryPPO(
+        policy_name(env.observation_space),
+        env,
+        **asdict(hyperparameters or PPOHyperparameters()),
+        policy_kwargs=policy_kwargs,
+        seed=seed,
+        device=device,
+        **ppo_kwargs,
+    )
