@@ -8,6 +8,7 @@ weights into a model of identical shapes. The command-line defaults of ``runners
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -16,6 +17,7 @@ from gymnasium import spaces
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.ppo import MemoryPPO
+from policies.encoder import default_features_extractor
 
 DEFAULT_FEATURES_DIM = 128
 
@@ -62,18 +64,19 @@ def build_model(
     :param env: the training env (a model only given its spaces can take any env of those spaces)
     :param memory: ``"tlb"``, ``"lstm"``, ``"gru"``, ``"transformer"`` or ``"none"``
     :param memory_kwargs: the memory's own arguments (defaults for those left out)
-    :param features_dim: output width of the observation encoder
+    :param features_dim: output width of the observation encoder (the BabyAI encoder, NatureCNN); vector
+        observations go to the memory as they are (SB3's ``FlattenExtractor``)
     :param hyperparameters: PPO settings; ``PPOHyperparameters()`` when not given
     :param seed: the model's seed
     :param device: torch device
     :param ppo_kwargs: any other ``MemoryPPO`` argument (``verbose``, ``tensorboard_log``, ...)
     :raises ValueError: one line, for settings the memory or MemoryPPO refuse
     """
-    policy_kwargs: dict[str, Any] = dict(
-        memory=memory,
-        memory_kwargs=dict(memory_kwargs or {}),
-        features_extractor_kwargs=dict(features_dim=features_dim),
-    )
+    policy_kwargs: dict[str, Any] = dict(memory=memory, memory_kwargs=dict(memory_kwargs or {}))
+    extractor = default_features_extractor(env.observation_space)
+    # SB3's FlattenExtractor (vector observations) has no width to set: its output is the observation.
+    if "features_dim" in inspect.signature(extractor.__init__).parameters:
+        policy_kwargs["features_extractor_kwargs"] = dict(features_dim=features_dim)
     return MemoryPPO(
         policy_name(env.observation_space),
         env,

@@ -201,6 +201,13 @@ def test_bc_runner_lowers_validation_loss_and_saves_a_memory_ppo_model(
     assert run_main(bc.main, argv) == 0
     out = capsys.readouterr().out
     assert "runners.bc summary" in out and "frames/s" in out and "--init-from" in out
+    # The run directory and tensorboard command come first; BabyAI is evaluated with sampled actions.
+    assert out.index(f"run directory {run_dir}") < out.index("runners.bc summary")
+    assert f"watch it with: tensorboard --logdir {run_dir}" in out
+    success = next(
+        line for line in out.split("runners.bc summary")[1].splitlines() if "success heldout" in line
+    )
+    assert "episodes (sampled actions), length" in success
 
     rows = [line.split(",") for line in (run_dir / "progress.csv").read_text().splitlines()]
     header, values = rows[0], rows[1:]
@@ -212,6 +219,7 @@ def test_bc_runner_lowers_validation_loss_and_saves_a_memory_ppo_model(
     assert config["memory_kwargs"] == TINY_MEMORY_KWARGS and config["val_episodes"] == 6
     final = json.loads((run_dir / "final_eval.json").read_text())
     assert final["heldout"]["episodes"] == 2
+    assert config["stochastic_eval"] is True and final["heldout"]["protocol"] == "sampled"
 
     model = MemoryPPO.load(run_dir / "model.zip")
     assert model.policy.memory_name == "tlb" and model.policy.memory_kwargs == TINY_MEMORY_KWARGS

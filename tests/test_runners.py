@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from runners import ppo
 from runners.cli import run_main
@@ -32,8 +34,22 @@ def test_ppo_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     out = capsys.readouterr().out
     assert "success heldout" in out and "frames/s" in out and str(run_dir / "model.zip") in out
     assert "Sampling rejected" not in out
+    # Before training: the run directory and the tensorboard command, ahead of the summary.
+    start = out.index(f"run directory {run_dir}")
+    assert (
+        start < out.index(f"watch it with: tensorboard --logdir {run_dir}") < out.index("runners.ppo summary")
+    )
+    # BabyAI is evaluated with sampled actions by default, and the summary says so.
+    summary = out.split("runners.ppo summary")[1]
+    assert "episodes (sampled actions)" in next(
+        line for line in summary.splitlines() if "success heldout" in line
+    )
     config = json.loads((run_dir / "config.json").read_text())
     assert config["memory"] == "tlb" and config["memory_kwargs"]["chunk_size"] == 4
+    assert config["stochastic_eval"] is True
+    assert json.loads((run_dir / "final_eval.json").read_text())["heldout"]["protocol"] == "sampled"
+    rows = (run_dir / "eval" / "evaluations.jsonl").read_text().splitlines()
+    assert all(json.loads(row)["protocol"] == "sampled" for row in rows)
     assert (run_dir / "model.zip").stat().st_size > 0
     assert list((run_dir / "checkpoints").glob("model_*_steps.zip"))
     assert list(run_dir.glob("events.out.tfevents.*"))
@@ -71,6 +87,17 @@ def test_ppo_cli_on_a_suite_logs_every_side(tmp_path: Path, capsys: pytest.Captu
         (["--n-steps", "40"], "n_steps=40 is not a multiple of sequence_length=16"),
         (["--memory", "lsmt"], "invalid choice: 'lsmt'"),
         (["--total-steps", "-5"], "must be a positive integer"),
+        (["--gamma", "1.5"], "argument --gamma: must be in [0, 1], got 1.5"),
+        (["--gae-lambda", "-0.1"], "argument --gae-lambda: must be in [0, 1], got -0.1"),
+        (["--gamma", "nan"], "argument --gamma: must be in [0, 1], got nan"),
+        (["--clip-range", "0"], "argument --clip-range: must be a positive number, got 0"),
+        (["--clip-range-vf", "-1"], "argument --clip-range-vf: must be a positive number"),
+        (["--lr", "inf"], "argument --lr: must be a positive number, got inf"),
+        (["--ent-coef", "-0.01"], "argument --ent-coef: must be 0 or more"),
+        (["--vf-coef", "-1"], "argument --vf-coef: must be 0 or more"),
+        # cuda:99 is refused on any machine: "no CUDA device" here, "N CUDA device(s)" on a GPU machine.
+        (["--device", "cuda:99"], "--device cuda:99: this machine has"),
+        (["--device", "gpu"], "--device gpu: not a torch device"),
     ],
 )
 def test_ppo_cli_bad_input_is_one_line_and_writes_nothing(
@@ -91,3 +118,84 @@ def test_ppo_cli_refuses_an_existing_run_dir(tmp_path: Path, capsys: pytest.Capt
     assert run_main(ppo.main, [*TINY, "--logdir", str(run_dir)]) == 2
     assert "--overwrite" in capsys.readouterr().err
     assert (run_dir / "model.zip").read_text() == "precious"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_ppo_cli_refuses_cuda_without_cuda(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run_dir = tmp_path / "run"
+    assert exit_code([*TINY, "--logdir", str(run_dir), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "error: --device cuda: this machine has no CUDA device (torch.cuda.is_available() is False); "
+        "use --device cpu, or auto to take a GPU only when there is one\n"
+    )
+    assert not run_dir.exists()
+
+
+CARTPOLE = [
+    "--env", "CartPole-v1", "--total-steps", "64", "--n-envs", "2", "--n-steps", "32", "--batch-size", "64",
+    "--sequence-length", "16", "--n-epochs", "1", "--eval-freq", "64", "--eval-episodes", "2",
+    "--checkpoint-freq", "64", "--features-dim", "16", "--no-progress", "--memory", "lstm",
+    "--hidden-size", "8",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "extra, stochastic",
+    [([], False), (["--stochastic-eval"], True), (["--deterministic"], False)],
+)
+def test_cartpole_is_evaluated_greedily_by_default_without_a_success_signal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], stochastic: bool
+) -> None:
+    run_dir = tmp_path / "run"
+    assert run_main(ppo.main, [*CARTPOLE, *extra, "--logdir", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    protocol = "sampled" if stochastic else "greedy"
+    line = next(
+        line for line in out.split("runners.ppo summary")[1].splitlines() if "success heldout" in line
+    )
+    assert f"no success signal over 2 episodes ({protocol} actions), return" in line
+    assert json.loads((run_dir / "config.json").read_text())["stochastic_eval"] is stochastic
+    final = json.loads((run_dir / "final_eval.json").read_text())["heldout"]
+    assert final["protocol"] == protocol and final["successes"] is None
+
+
+def test_minigrid_greedy_on_request_and_the_studys_benchmark_flag() -> None:
+    """runners.study passes a benchmark's greedy protocol as --no-stochastic-eval (the flag it finds for
+    the stochastic_eval key); runners.ppo reads it as greedy even on MiniGrid."""
+    parser = ppo.build_parser()
+    flags = {action.dest: action for action in parser._actions if action.option_strings}
+    assert flags["stochastic_eval"].option_strings == ["--stochastic-eval", "--no-stochastic-eval"]
+    for argv, expected in (
+        ([], None),
+        (["--deterministic"], False),
+        (["--no-stochastic-eval"], False),
+        (["--stochastic-eval"], True),
+    ):
+        assert parser.parse_args(argv).stochastic_eval is expected
+    from runners.cli import resolve_stochastic_eval
+
+    assert resolve_stochastic_eval(None, "MiniGrid-MemoryS7-v0") is True
+    assert resolve_stochastic_eval(None, "BabyAI-GoToLocal-v0") is True
+    assert resolve_stochastic_eval(None, "CartPole-v1") is False
+    assert resolve_stochastic_eval(False, "BabyAI-GoToLocal-v0") is False
+
+
+@pytest.mark.parametrize("runner", ["ppo", "bc", "evaluate", "demos", "study"])
+def test_help_shows_each_default_once(runner: str, capsys: pytest.CaptureFixture[str]) -> None:
+    module = importlib.import_module(f"runners.{runner}")
+    parser = module.build_parser()
+    formatter = parser._get_formatter()
+    for action in parser._actions:
+        text = formatter._get_help_string(action) or ""
+        if action.help and "%(default)" in text:
+            text = text % {"default": action.default}
+        assert text.lower().count("default") <= 1, (action.option_strings, text)
+        assert "(default: None)" not in text, action.option_strings
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: None)" not in out
+    if runner == "ppo":
+        assert "hidden size (lstm, gru; default 128)" in out and "(default 128) (default" not in out
+        assert "discount, in [0, 1] (default: 0.99)" in out
