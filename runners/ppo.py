@@ -15,6 +15,7 @@ import json
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -244,8 +245,11 @@ def load_newest_checkpoint(directory: Path, env: VecEnv, device: str) -> tuple[M
     problems = []
     for _, path in list_checkpoints(directory):
         try:
-            # force_reset=False keeps the saved last observations, which match the restored envs.
-            return MemoryPPO.load(path, env=env, device=device, force_reset=False), path
+            with warnings.catch_warnings():
+                # A memory state that does not load here is reported by resume_from_checkpoint, in one line.
+                warnings.filterwarnings("ignore", message="Could not deserialize object _last_memory_state")
+                # force_reset=False keeps the saved last observations, which match the restored envs.
+                return MemoryPPO.load(path, env=env, device=device, force_reset=False), path
         except Exception as error:  # noqa: BLE001 - any failure to load means "try the previous one"
             problems.append(f"{path.name}: {type(error).__name__}")
             print(f"warning: skipping unreadable checkpoint {path} ({type(error).__name__})", file=sys.stderr)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import warnings
+import zipfile
 from pathlib import Path
 
+import cloudpickle
 import numpy as np
 import pytest
 import torch
@@ -177,3 +182,124 @@ def test_interrupt_during_the_last_update_still_saves(tmp_path: Path) -> None:
 
     model.learn(192, callback=[InterruptInLastRollout(), checkpoints])
     assert [steps for steps, _ in list_checkpoints(tmp_path)] == [192]
+
+
+# ---------------------------------------------------------------------- resuming on another device
+
+
+def raise_like_a_cuda_tensor() -> None:
+    raise RuntimeError(
+        "Attempting to deserialize object on a CUDA device but torch.cuda.is_available() is False"
+    )
+
+
+class CudaOnlyTensor:
+    """Unpickles as a CUDA tensor does on a machine without CUDA: a RuntimeError (SB3 then drops the
+    object with a warning). Stands in for a checkpoint written on a GPU, which this machine lacks."""
+
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        return (raise_like_a_cuda_tensor, ())
+
+
+def stored_data(path: Path) -> dict[str, object]:
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("data"))
+
+
+def replace_stored_memory_state(path: Path, state: object) -> None:
+    """Rewrite the checkpoint's pickled ``_last_memory_state`` as SB3 stores it (cloudpickle, base64)."""
+    with zipfile.ZipFile(path) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    data = json.loads(members["data"])
+    serialized = base64.b64encode(cloudpickle.dumps(state)).decode()
+    data["_last_memory_state"] = {":type:": str(type(state)), ":serialized:": serialized}
+    members["data"] = json.dumps(data).encode()
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            archive.writestr(name, content)
+
+
+class RolloutStartState(BaseCallback):
+    """Records the memory state and episode starts each rollout begins with."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.states: list[dict[str, torch.Tensor]] = []
+        self.starts: list[np.ndarray] = []
+
+    def _on_rollout_start(self) -> None:
+        self.states.append({key: value.clone() for key, value in self.model._last_memory_state.items()})
+        self.starts.append(np.array(self.model._last_episode_starts, copy=True))
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def test_checkpoint_stores_the_memory_state_on_the_cpu_and_resume_continues_it(tmp_path: Path) -> None:
+    from agents.callbacks import restore_resume_state, save_checkpoint
+
+    model = tiny_model()
+    model.learn(64)  # 32 steps per env: mid-episode and mid-chunk (chunk size 5)
+    live = {key: value.clone() for key, value in model._last_memory_state.items()}
+    assert not np.all(model._last_episode_starts) and bool((live["position"] > 0).any())
+    path = save_checkpoint(model, tmp_path)
+
+    # Stored device-independently: plain CPU tensors that unpickle anywhere, equal to the live state.
+    field = stored_data(path)["_last_memory_state"]
+    stored = cloudpickle.loads(base64.b64decode(field[":serialized:"]))
+    assert stored.keys() == live.keys()
+    assert all(value.device.type == "cpu" and torch.equal(value, live[key]) for key, value in stored.items())
+    assert all(value.device == model.device for value in model._last_memory_state.values())  # live untouched
+
+    loaded = MemoryPPO.load(
+        path, env=make_vec_env("BabyAI-GoToLocal-v0", n_envs=2, seed=99), device="cpu", force_reset=False
+    )
+    assert restore_resume_state(loaded, loaded.resume_state) and not loaded.memory_state_lost()
+    recorder = RolloutStartState()
+    loaded.learn(64, callback=recorder, reset_num_timesteps=False)
+    # The first rollout after the resume continues the stored state, on the model's device: no reset.
+    first = recorder.states[0]
+    assert all(value.device == loaded.device for value in first.values())
+    assert all(torch.equal(first[key], value) for key, value in live.items())
+    assert not np.all(recorder.starts[0])
+
+
+def test_a_memory_state_that_does_not_load_resets_the_envs_instead_of_the_memory(tmp_path: Path) -> None:
+    from agents.callbacks import restore_resume_state, save_checkpoint
+
+    model = tiny_model()
+    model.learn(64)
+    path = save_checkpoint(model, tmp_path)
+    replace_stored_memory_state(path, {"latents": CudaOnlyTensor()})
+    with pytest.warns(UserWarning, match="Could not deserialize object _last_memory_state"):
+        loaded = MemoryPPO.load(
+            path, env=make_vec_env("BabyAI-GoToLocal-v0", n_envs=2, seed=99), device="cpu", force_reset=False
+        )
+    assert restore_resume_state(loaded, loaded.resume_state)
+    assert loaded.memory_state_lost()  # mid-episode envs, no memory for them
+    recorder = RolloutStartState()
+    with pytest.warns(UserWarning, match="the envs are reset so that no episode continues"):
+        loaded.learn(64, callback=recorder, reset_num_timesteps=False)
+    assert np.all(recorder.starts[0])  # every env starts a new episode with a fresh memory
+
+
+def test_resume_says_when_the_checkpoint_memory_state_cannot_be_loaded_here(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = tmp_path / "run"
+    argv = [*TINY, "--total-steps", "128", "--checkpoint-freq", "64", "--logdir", str(run_dir)]
+    assert run_main(ppo.main, argv) == 0
+    newest = list_checkpoints(run_dir / "checkpoints")[0][1]
+    replace_stored_memory_state(newest, {"latents": CudaOnlyTensor()})
+    config = (run_dir / "config.json").read_text()
+    (run_dir / "config.json").write_text(config.replace('"128"', '"192"'))  # argv: ask for more steps
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)  # no multi-line SB3 / MemoryPPO warning besides the line
+        assert run_main(ppo.main, ["--resume", str(run_dir), "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert line.startswith(f"warning: {newest.name} holds no memory state loadable on cpu")
+    assert "the envs restart their episodes" in line
+    assert f"from {newest.name} at step 128 on cpu" in captured.out
+    assert MemoryPPO.load(run_dir / "model.zip").num_timesteps == 192
