@@ -303,3 +303,22 @@ def test_resume_says_when_the_checkpoint_memory_state_cannot_be_loaded_here(
     assert "the envs restart their episodes" in line
     assert f"from {newest.name} at step 128 on cpu" in captured.out
     assert MemoryPPO.load(run_dir / "model.zip").num_timesteps == 192
+
+
+def test_atomic_write_keeps_the_old_file_when_a_write_fails(tmp_path: Path) -> None:
+    from agents.atomic import atomic_write, atomic_write_json
+
+    path = atomic_write_json(tmp_path / "summary.json", {"frames": 1})
+
+    def fail_halfway(tmp: Path) -> None:
+        tmp.write_text('{"frames": ')
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(path, fail_halfway)
+    assert json.loads(path.read_text()) == {"frames": 1} and os.listdir(tmp_path) == ["summary.json"]
+    # SB3's save appends ".zip" to a name without it: the temporary name keeps the suffix.
+    model = tiny_model()
+    atomic_write(tmp_path / "model.zip", model.save)
+    assert sorted(os.listdir(tmp_path)) == ["model.zip", "summary.json"]
+    assert MemoryPPO.load(tmp_path / "model.zip").num_timesteps == 0
