@@ -104,16 +104,19 @@ class SelfAttentionBlock(nn.Module):
         x = x + self.attn.attend(h, keys_values, is_causal=True)
         return x + self.ffn(x), keys_values
 
-    def keys_values(self, x: torch.Tensor) -> torch.Tensor:
-        """The keys and values that positions ``x`` [..., D] offer to later queries: [..., 2D]."""
-        return self.attn.key_value(self.norm(x))
-
     def forward_cached(
-        self, x: torch.Tensor, keys_values: torch.Tensor, attn_mask: torch.Tensor
+        self,
+        x: torch.Tensor,
+        keys_values: torch.Tensor,
+        attn_mask: torch.Tensor,
+        normed: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The block's output for a few positions ``x`` [B, Q, D] attending to cached ``keys_values``
-        [B, L, 2D] (which include those of ``x``) under ``attn_mask``: a rollout step's incremental form."""
-        x = x + self.attn.attend(self.norm(x), keys_values, attn_mask=attn_mask)
+        [B, L, 2D] (which include those of ``x``) under ``attn_mask``: a rollout step's incremental form.
+        ``normed``: ``self.norm(x)`` if already computed."""
+        if normed is None:
+            normed = self.norm(x)
+        x = x + self.attn.attend(normed, keys_values, attn_mask=attn_mask)
         return x + self.ffn(x)
 
 

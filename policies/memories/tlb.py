@@ -262,9 +262,10 @@ class TemporalLatentBottleneck(Memory):
         the state, plus this step's; everything runs on one token per row instead of K."""
         h = self.input_proj(x) + self.position_embedding[position]  # [B, D]
         first, *rest = self.fast_blocks
-        keys_values = torch.where(slot, first.keys_values(h).unsqueeze(1), keys_values)  # [B, K, 2D]
+        normed = first.norm(h).unsqueeze(1)  # [B, 1, D]
+        keys_values = torch.where(slot, first.attn.key_value(normed), keys_values)  # [B, K, 2D]
         visible = self.chunk_positions <= position.unsqueeze(1)  # [B, K]
-        h = first.forward_cached(h.unsqueeze(1), keys_values, visible[:, None, None, :])
+        h = first.forward_cached(h.unsqueeze(1), keys_values, visible[:, None, None, :], normed)
         for block in rest:  # cross-attention blocks only
             if reads is not None:
                 reads.append(block.read_weights(h, latents)[:, 0])
@@ -346,22 +347,29 @@ class TemporalLatentBottleneck(Memory):
         )
 
         def index(array: np.ndarray) -> torch.Tensor:
-            return torch.from_numpy(array).to(device)
+            tensor = torch.from_numpy(array)
+            return tensor if device.type == "cpu" else tensor.to(device)
 
         carried = state["chunk_inputs"].reshape(batch * k, -1)
         source = torch.cat([x.reshape(batch * length, -1), carried, x.new_zeros(1, x.shape[2])])
-        packed = source[index(plan.source_index)].view(plan.n_segments, k, -1)  # generation-major order
+        packed = source.index_select(0, index(plan.source_index)).view(
+            plan.n_segments, k, -1
+        )  # generation-major order
         h, keys_values = self.fast_head(packed)
         # The first cross-attention block's queries do not depend on the latents either.
         queries = self.tail_blocks[0].queries(h).split(plan.generation_sizes)
 
         latent_source = torch.cat([state["latents"], self.initial_latents.unsqueeze(0)])
-        latents = latent_source[index(plan.first_latents)]
+        latents = latent_source.index_select(0, index(plan.first_latents))
         outputs, segment_latents, updates = [], [], []
         for g, h_g in enumerate(h.split(plan.generation_sizes)):
             if g > 0:
                 previous = updates[-1]
-                latents = previous if plan.predecessors[g] is None else previous[index(plan.predecessors[g])]
+                latents = (
+                    previous
+                    if plan.predecessors[g] is None
+                    else previous.index_select(0, index(plan.predecessors[g]))
+                )
             out = self.fast_tail(h_g, latents, queries=queries[g])
             outputs.append(out)
             segment_latents.append(latents)
@@ -370,19 +378,19 @@ class TemporalLatentBottleneck(Memory):
                 updates.append(self.slow_update(latents[:n_complete], out[:n_complete]))
 
         fast_out = torch.cat(outputs) if len(outputs) > 1 else outputs[0]  # [S, K, D]
-        y = self.output_norm(fast_out.view(-1, self.d_model)[index(plan.token_slot)])
+        y = self.output_norm(fast_out.view(-1, self.d_model).index_select(0, index(plan.token_slot)))
 
         last = index(plan.last_slot)
         done_so_far = index(plan.done_so_far).unsqueeze(-1)  # [B, K, 1]
         new_state = {
-            "latents": torch.cat(segment_latents + updates)[index(plan.final_latents)],
-            "chunk_inputs": packed[last] * done_so_far,
-            "chunk_outputs": fast_out[last] * done_so_far,
+            "latents": torch.cat(segment_latents + updates).index_select(0, index(plan.final_latents)),
+            "chunk_inputs": packed.index_select(0, last) * done_so_far,
+            "chunk_outputs": fast_out.index_select(0, last) * done_so_far,
             "position": index(plan.position_out),
             "weights_fingerprint": torch.full((batch,), self._known_fingerprint(), device=device),
         }
         if self.single_self_block:
-            new_state["chunk_keys_values"] = keys_values[last] * done_so_far
+            new_state["chunk_keys_values"] = keys_values.index_select(0, last) * done_so_far
         return y.view(batch, length, -1), new_state
 
 
