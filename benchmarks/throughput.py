@@ -12,7 +12,9 @@ width. Targets: tlb >= 3x RecurrentPPO, >= 0.6x SB3's PPO, >= 0.85x MemoryPPO(no
 sb3-contrib's RecurrentPPO test settings (8 envs, n_steps 128, batch 256, 10 epochs, lr 7e-4,
 net_arch=dict(vf=[64], pi=[]), ortho_init False, VecNormalize; the settings of
 ``benchmarks/memory_tasks.py --task cartpole-novel``). There the memory is most of the work. Target:
-tlb >= 0.5x lstm.
+tlb >= 0.5x lstm. Also the drop-in comparison: sb3-contrib's ``RecurrentPPO("MlpLstmPolicy", ...)`` and
+``MemoryPPO("MlpLstmPolicy", ...)`` built with the same arguments (only the class name differs; LSTM of
+RecurrentPPO's default size, critic LSTM included), and the speed-up of the second over the first.
 
 The models are interleaved round by round in one process so machine noise hits them alike. Prints frames
 per second (rollout + training) and the ratios.
@@ -96,7 +98,20 @@ def cartpole_builders(args: argparse.Namespace) -> dict[str, Callable[[], BaseAl
             **ppo,
         )
 
-    return {f"MemoryPPO({memory})": (lambda m=memory: memory_ppo(m)) for memory in ("tlb", "lstm", "none")}
+    def drop_in(algorithm: type[BaseAlgorithm]) -> BaseAlgorithm:
+        ppo = dict(task.ppo)
+        train_env, _ = make_envs("cartpole-novel", ppo.pop("n_envs"), seed=0)
+        ppo.pop("sequence_length")  # MemoryPPO's default: the largest divisor of n_steps and batch_size <= 32
+        return algorithm(
+            "MlpLstmPolicy", train_env, seed=0, device="cpu", policy_kwargs=dict(task.policy), **ppo
+        )
+
+    builders = {
+        f"MemoryPPO({memory})": (lambda m=memory: memory_ppo(m)) for memory in ("tlb", "lstm", "none")
+    }
+    builders["RecurrentPPO(MlpLstmPolicy)"] = lambda: drop_in(RecurrentPPO)
+    builders["MemoryPPO(MlpLstmPolicy)"] = lambda: drop_in(MemoryPPO)
+    return builders
 
 
 def main() -> None:
@@ -154,7 +169,7 @@ def main() -> None:
 
     print(f"{header}, {args.threads} torch thread(s), {args.rounds} x {frames_per_round} frames each")
     for name, value in fps.items():
-        print(f"  {name:20s} {value:8.0f} frames/s")
+        print(f"  {name:28s} {value:8.0f} frames/s")
     tlb = fps["MemoryPPO(tlb)"]
     if args.task == "babyai":
         print(f"  ratio tlb / RecurrentPPO    = {tlb / fps['RecurrentPPO(lstm)']:.2f} (target >= 3)")
@@ -162,6 +177,8 @@ def main() -> None:
         print(f"  ratio tlb / MemoryPPO(none) = {tlb / fps['MemoryPPO(none)']:.2f} (target >= 0.85)")
     else:
         print(f"  ratio tlb / MemoryPPO(lstm) = {tlb / fps['MemoryPPO(lstm)']:.2f} (target >= 0.5)")
+        drop_in = fps["MemoryPPO(MlpLstmPolicy)"] / fps["RecurrentPPO(MlpLstmPolicy)"]
+        print(f"  ratio MemoryPPO / RecurrentPPO, same MlpLstmPolicy arguments = {drop_in:.2f}")
 
 
 if __name__ == "__main__":
