@@ -7,6 +7,7 @@ import torch
 
 from policies import TemporalLatentBottleneck, make_memory
 from policies.memories.base import Memory
+from policies.memories.tlb import UNKNOWN_WEIGHTS
 
 INPUT_DIM = 12
 TINY_KWARGS: dict[str, dict] = {
@@ -180,6 +181,23 @@ def test_tlb_steps_after_a_weight_change_replay_the_chunk_like_sequence(n_layers
     assert (state_steps["latents"] - state_seq["latents"]).abs().max() < 1e-5
     # A state from sequence() is stamped with the current weights' fingerprint once it is known.
     assert torch.equal(state_steps["weights_fingerprint"], state_seq["weights_fingerprint"])
+
+    # Right after an update, sequence() does not hash the weights: it stamps its caches as unknown, and
+    # the next step recomputes them.
+    optimizer.zero_grad()
+    y, _ = memory.sequence(
+        torch.randn(batch, 5, INPUT_DIM), memory.initial_state(batch), torch.ones(batch, 5)
+    )
+    y.square().sum().backward()
+    optimizer.step()
+    x_next = torch.randn(batch, INPUT_DIM)
+    with torch.no_grad():
+        _, state_seq = memory.sequence(x, state, starts)
+        assert (state_seq["weights_fingerprint"] == UNKNOWN_WEIGHTS).all()
+        y_from_seq, _ = memory.step(x_next, state_seq, torch.zeros(batch, dtype=torch.bool))
+        _, state_steps = memory.fold_steps(x, state, starts)
+        y_from_steps, _ = memory.step(x_next, state_steps, torch.zeros(batch, dtype=torch.bool))
+    assert (y_from_seq - y_from_steps).abs().max() < 1e-5
 
 
 def test_tlb_weights_fingerprint_follows_the_values_of_the_weights() -> None:
