@@ -7,6 +7,7 @@ resumed from there performs exactly the same sequence of rollouts and updates as
 
 from __future__ import annotations
 
+import copy
 import os
 import pickle
 import random
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 
 from agents.atomic import atomic_write
 from agents.evaluation import EvaluationResult, evaluate_model
@@ -59,7 +60,10 @@ class SuiteEvalCallback(BaseCallback):
         self.last_results: dict[str, EvaluationResult] = {}
 
     def evaluate(self) -> dict[str, EvaluationResult]:
+        training_stats = self.model.get_vec_normalize_env()
         for name, env in self.eval_envs.items():
+            if training_stats is not None and isinstance(env, VecNormalize):
+                env.obs_rms = copy.deepcopy(training_stats.obs_rms)  # observations scaled as in training
             result = evaluate_model(self.model, env, self.n_eval_episodes, self.deterministic)
             self.last_results[name] = result
             self.logger.record(f"eval/{name}/success_rate", result.success_rate)

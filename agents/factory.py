@@ -57,6 +57,7 @@ def build_model(
     hyperparameters: PPOHyperparameters | None = None,
     seed: int | None = 0,
     device: str = "auto",
+    policy_kwargs: dict[str, Any] | None = None,
     **ppo_kwargs: Any,
 ) -> MemoryPPO:
     """A MemoryPPO model with a memory policy, as the runners build it.
@@ -69,19 +70,22 @@ def build_model(
     :param hyperparameters: PPO settings; ``PPOHyperparameters()`` when not given
     :param seed: the model's seed
     :param device: torch device
+    :param policy_kwargs: more policy arguments (``net_arch``, ``ortho_init``, ``activation_fn``, ...)
     :param ppo_kwargs: any other ``MemoryPPO`` argument (``verbose``, ``tensorboard_log``, ...)
     :raises ValueError: one line, for settings the memory or MemoryPPO refuse
     """
-    policy_kwargs: dict[str, Any] = dict(memory=memory, memory_kwargs=dict(memory_kwargs or {}))
+    all_policy_kwargs: dict[str, Any] = dict(
+        memory=memory, memory_kwargs=dict(memory_kwargs or {}), **(policy_kwargs or {})
+    )
     extractor = default_features_extractor(env.observation_space)
     # SB3's FlattenExtractor (vector observations) has no width to set: its output is the observation.
     if "features_dim" in inspect.signature(extractor.__init__).parameters:
-        policy_kwargs["features_extractor_kwargs"] = dict(features_dim=features_dim)
+        all_policy_kwargs["features_extractor_kwargs"] = dict(features_dim=features_dim)
     return MemoryPPO(
         policy_name(env.observation_space),
         env,
         **asdict(hyperparameters or PPOHyperparameters()),
-        policy_kwargs=policy_kwargs,
+        policy_kwargs=all_policy_kwargs,
         seed=seed,
         device=device,
         **ppo_kwargs,

@@ -277,3 +277,37 @@ def evaluation_envs(
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write a run's JSON file atomically (``agents.atomic``) so a crash never leaves half a file."""
     atomic_write_json(path, data, indent=2, sort_keys=True, default=str)
+
+
+# ---------------------------------------------------------------------- settings as command-line words
+
+
+def parser_options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    """The parser's options by destination name (for a destination with two flags, the last one added)."""
+    return {action.dest: action for action in parser._actions if action.option_strings}
+
+
+def option_words(action: argparse.Action, value: Any) -> list[str]:
+    """The command-line words that set ``action`` to ``value`` (nothing for None: the default stays)."""
+    flag = action.option_strings[0]
+    if isinstance(action, argparse.BooleanOptionalAction):
+        return [] if value is None else [flag] if value else [f"--no-{flag[2:]}"]
+    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
+        return [flag] if value == action.const else []
+    return [] if value is None else [flag, str(value)]
+
+
+def settings_argv(parser: argparse.ArgumentParser, settings: dict[str, Any], source: str) -> list[str]:
+    """Command-line words for ``settings`` (destination -> value, e.g. from a YAML file), so that the
+    parser checks and converts them exactly as it does typed flags.
+
+    :raises UsageError: for a setting the parser has no flag for, naming ``source``
+    """
+    options = parser_options(parser)
+    words: list[str] = []
+    for key, value in settings.items():
+        dest = str(key).lstrip("-").replace("-", "_")
+        if dest not in options or dest == "help":
+            raise UsageError(f"{source}: unknown setting {key!r}: use a flag of the runner (see its --help)")
+        words += option_words(options[dest], value)
+    return words

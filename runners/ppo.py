@@ -11,6 +11,7 @@ machine without one, ...) are refused in one line, exit code 2, before anything 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import shutil
 import sys
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
 from agents import MemoryPPO
 from agents.callbacks import (
@@ -38,6 +39,7 @@ from agents.factory import build_model as build_memory_ppo
 from agents.loading import init_from
 from agents.reporting import RUN_COMPLETE, MetricsReporter, Reporter, flatten_results
 from envs import make_vec_env
+from envs.benchmark import load_hyperparams
 from envs.suites import TRAIN_SEED_STRIDE, get_suite, training_env_seed
 from runners.cli import (
     UsageError,
@@ -58,6 +60,7 @@ from runners.cli import (
     resolve_stochastic_eval,
     run_main,
     set_threads,
+    settings_argv,
     unit_interval,
     write_json,
 )
@@ -78,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--init-from", default=None, metavar="MODEL", help="start from a trained model's weights"
+    )
+    parser.add_argument(
+        "--hyperparams",
+        default=None,
+        metavar="FILE",
+        help="YAML settings for --env (RL Zoo style, or a benchmark file); flags on the command line win",
     )
     parser.add_argument(
         "--total-steps", type=positive_int, default=500_000, help="environment frames to train"
@@ -166,7 +175,63 @@ def build_parser() -> argparse.ArgumentParser:
         default=defaults.normalize_advantage,
         help="normalise advantages",
     )
+    ppo.add_argument(
+        "--normalize",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="VecNormalize observations and rewards (evaluation uses the training statistics)",
+    )
+    policy = parser.add_argument_group("policy")
+    policy.add_argument(
+        "--net-arch",
+        type=net_arch,
+        default=None,
+        help="MLP after the memory, as SB3 writes it: '[64, 64]' or \"{'pi': [], 'vf': [64]}\"",
+    )
+    policy.add_argument(
+        "--ortho-init",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="orthogonal initialisation of the heads and MLP, as SB3",
+    )
     return parser
+
+
+def net_arch(text: str) -> list[int] | dict[str, list[int]]:
+    """argparse type: SB3's ``net_arch``, a list of widths or a dict with ``pi`` and ``vf`` lists."""
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        value = None
+    is_widths = lambda v: isinstance(v, list) and all(isinstance(w, int) and w > 0 for w in v)  # noqa: E731
+    if is_widths(value) or (
+        isinstance(value, dict) and set(value) <= {"pi", "vf"} and all(map(is_widths, value.values()))
+    ):
+        return value
+    raise argparse.ArgumentTypeError(
+        f"not a net_arch: {text!r}; write a list like '[64, 64]' or a dict like \"{{'pi': [], 'vf': [64]}}\""
+    )
+
+
+def expand_hyperparams(argv: list[str]) -> list[str]:
+    """``argv`` with the settings of ``--hyperparams FILE`` for its env put first (so flags given on the
+    command line win) and the ``--hyperparams`` flag itself removed: the result is what ``config.json``
+    stores, so a resumed run needs the file no more."""
+    args = build_parser().parse_args(argv)
+    if args.hyperparams is None:
+        return argv
+    env_id = get_suite(args.suite, args.env).train.env_id if args.suite else args.env
+    settings = load_hyperparams(args.hyperparams, env_id)
+    words = settings_argv(build_parser(), settings, f"--hyperparams {args.hyperparams}")
+    rest, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == "--hyperparams":
+            skip = True
+        elif not word.startswith("--hyperparams="):
+            rest.append(word)
+    return [*words, *rest]
 
 
 def hyperparameters(args: argparse.Namespace) -> PPOHyperparameters:
@@ -199,7 +264,16 @@ def build_model(args: argparse.Namespace, env: Any, memory_kwargs: dict[str, Any
         hyperparameters=hyperparameters(args),
         seed=args.seed,
         device=args.device,
+        policy_kwargs=policy_settings(args),
     )
+
+
+def policy_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The policy arguments of the command line (only those set, so SB3's defaults stay otherwise)."""
+    settings: dict[str, Any] = {} if args.net_arch is None else {"net_arch": args.net_arch}
+    if not args.ortho_init:
+        settings["ortho_init"] = False
+    return settings
 
 
 def training_envs(args: argparse.Namespace) -> tuple[VecEnv, dict[str, VecEnv], dict[str, str]]:
@@ -211,7 +285,16 @@ def training_envs(args: argparse.Namespace) -> tuple[VecEnv, dict[str, VecEnv], 
         env = make_vec_env(args.env, n_envs=args.n_envs, seed=env_seed, vec_env_cls=vec_env_cls)
     else:
         env = suite.train.make_vec_env(args.n_envs, seed=env_seed, vec_env_cls=vec_env_cls)
-    return env, *evaluation_envs(args.env, suite, min(args.n_envs, 8), args.seed)
+    eval_envs, eval_seeds = evaluation_envs(args.env, suite, min(args.n_envs, 8), args.seed)
+    if args.normalize:
+        # The evaluation envs get the training statistics before each evaluation (SuiteEvalCallback) and
+        # report raw returns: they never update the statistics nor scale rewards.
+        env = VecNormalize(env)
+        eval_envs = {
+            name: VecNormalize(eval_env, training=False, norm_reward=False)
+            for name, eval_env in eval_envs.items()
+        }
+    return env, eval_envs, eval_seeds
 
 
 def resume_arguments(resume_dir: Path) -> argparse.Namespace:
@@ -261,6 +344,10 @@ def resume_from_checkpoint(resume_dir: Path, env: VecEnv, device: str) -> Memory
     envs are reset instead where their episodes cannot continue exactly (envs not restored, or a memory state
     that did not load), and the second case is said on stderr."""
     model, checkpoint = load_newest_checkpoint(resume_dir / "checkpoints", env, device)
+    stats = checkpoint.with_name(checkpoint.name.replace("model_", "vecnormalize_").replace(".zip", ".pkl"))
+    if isinstance(env, VecNormalize) and stats.is_file():
+        saved = VecNormalize.load(str(stats), env.venv)
+        env.obs_rms, env.ret_rms = saved.obs_rms, saved.ret_rms
     if not restore_resume_state(model, getattr(model, "resume_state", None)):
         model._last_obs = None  # the saved observations belong to envs we could not restore: reset
     elif model.memory_state_lost():
@@ -284,7 +371,8 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         Tune's ``tune.report`` here
     :raises UsageError, ValueError: for bad input, before anything is written
     """
-    argv = sys.argv[1:] if argv is None else list(argv)
+    command = sys.argv[1:] if argv is None else list(argv)
+    argv = expand_hyperparams(command)
     args = build_parser().parse_args(argv)
     resume_dir = Path(args.resume) if args.resume else None
     if resume_dir is not None:
@@ -325,7 +413,7 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
             "threads": threads,
             "eval_envs": eval_seeds,
             "policy_class": type(model.policy).__name__,
-            "command": " ".join(["python -m runners.ppo", *argv]),
+            "command": " ".join(["python -m runners.ppo", *command]),
         }
         write_json(run_dir / "config.json", config)
     start_step = model.num_timesteps

@@ -32,7 +32,15 @@ from pathlib import Path
 from typing import Any
 
 from agents.reporting import RUN_COMPLETE
-from runners.cli import UsageError, make_parser, positive_int, run_main, write_json
+from runners.cli import (
+    UsageError,
+    make_parser,
+    option_words,
+    parser_options,
+    positive_int,
+    run_main,
+    write_json,
+)
 
 STUDY_EXTRA = 'runners.study needs the study extra: pip install -e ".[study]" (Ray Tune, Optuna, rliable)'
 ALGOS = ("ppo", "bc")
@@ -122,21 +130,6 @@ def runner_module(algo: str) -> Any:
     return bc
 
 
-def parser_actions(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
-    """The parser's options by destination name."""
-    return {action.dest: action for action in parser._actions if action.option_strings}
-
-
-def flag_argv(action: argparse.Action, value: Any) -> list[str]:
-    """The command-line words that set ``action`` to ``value``."""
-    flag = action.option_strings[0]
-    if isinstance(action, argparse.BooleanOptionalAction):
-        return [flag] if value else [f"--no-{flag[2:]}"]
-    if isinstance(action, argparse._StoreTrueAction):
-        return [flag] if value else []
-    return [] if value is None else [flag, str(value)]
-
-
 def resolve_key(actions: dict[str, argparse.Action], key: str, where: str) -> argparse.Action:
     """The option a grid or benchmark key names (``lr``, ``--lr``, ``chunk-size`` or ``chunk_size``)."""
     dest = key.lstrip("-").replace("-", "_")
@@ -176,7 +169,7 @@ def parse_grid(items: list[str], actions: dict[str, argparse.Action]) -> dict[st
 def user_settings(parser: argparse.ArgumentParser, rest: list[str], required: list[str]) -> dict[str, Any]:
     """The runner flags given to the study (``--total-steps 50000 ...``), by destination, validated by the
     runner's own parser; flags the study owns are refused."""
-    actions = parser_actions(parser)
+    actions = parser_options(parser)
     for word in rest:
         if word.startswith("--"):
             resolve_key(actions, word.split("=", 1)[0], word)
@@ -217,7 +210,7 @@ def plan_trials(
     """
     from policies.memories import memory_parameters
 
-    actions = parser_actions(runner_module(algo).build_parser())
+    actions = parser_options(runner_module(algo).build_parser())
     from runners.cli import MEMORY_FLAGS
 
     memory_dests = {dest for dest, _, _ in MEMORY_FLAGS.values()}
@@ -237,7 +230,7 @@ def plan_trials(
                     argv += ["--memory", memory, "--seed", str(seed)]
                     for dest, value in merged.items():
                         if dest not in skipped:
-                            argv += flag_argv(actions[dest], value)
+                            argv += option_words(actions[dest], value)
                     name = trial_name(task.name, memory, variant, seed)
                     if name in seen:
                         continue
@@ -566,7 +559,7 @@ def plan_study(argv: list[str]) -> StudyPlan:
     runner_parser = runner_module(args.algo).build_parser()
     required = ["--demos", "unused"] if args.algo == "bc" else []
     settings = user_settings(runner_parser, rest, required)
-    actions = parser_actions(runner_parser)
+    actions = parser_options(runner_parser)
     search_space: dict[str, Any] = {}
     if args.search:
         search_space = parse_search_space(args.grid, actions)
@@ -619,8 +612,8 @@ def sampled_spec(config: dict[str, Any], trial_id: str) -> TrialSpec:
     variant, named after Ray's trial id."""
     spec = TrialSpec(**config["spec"])
     sampled = {key: value for key, value in config.items() if key not in SEARCH_CONFIG_KEYS}
-    actions = parser_actions(runner_module(spec.algo).build_parser())
-    flags = itertools.chain.from_iterable(flag_argv(actions[key], value) for key, value in sampled.items())
+    actions = parser_options(runner_module(spec.algo).build_parser())
+    flags = itertools.chain.from_iterable(option_words(actions[key], value) for key, value in sampled.items())
     return TrialSpec(
         **{
             **asdict(spec),
