@@ -33,10 +33,15 @@ import popgym  # noqa: E402, F401
 from envs.classic import CARTPOLE_NO_VELOCITY_ID, register_classic_envs  # noqa: E402
 
 register_classic_envs()
+from envs.benchmark import Benchmark, BenchmarkTask, list_benchmarks, load_benchmark  # noqa: E402
 from envs.levels import HELD_OUT_PAIRS, HELD_OUT_PAIRS_TEST_ID, HELD_OUT_PAIRS_TRAIN_ID  # noqa: E402
 from envs.suites import SeedCycleWrapper, Suite, SuiteSide, get_suite, list_suites  # noqa: E402
 
 __all__ += [
+    "Benchmark",
+    "BenchmarkTask",
+    "list_benchmarks",
+    "load_benchmark",
     "CARTPOLE_NO_VELOCITY_ID",
     "HELD_OUT_PAIRS",
     "HELD_OUT_PAIRS_TEST_ID",

@@ -431,6 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument(
         "--benchmark", default=None, help="a named benchmark (envs.benchmark.list_benchmarks())"
     )
+    what.add_argument(
+        "--list", action="store_true", help="list the suites and benchmarks (tasks, budgets, normalisation)"
+    )
     what.add_argument("--algo", choices=ALGOS, default="ppo", help="ppo, or bc from demonstrations")
     what.add_argument(
         "--demos", action="append", default=None, help="bc: FILE, or ENV=FILE per env (repeatable)"
@@ -682,6 +685,28 @@ def read_json(path: Path) -> dict[str, Any]:
         return {}
 
 
+def describe_tasks() -> str:
+    """What ``--suite`` and ``--benchmark`` can name: each suite's sides, each benchmark's tasks with their
+    budget, score, evaluation protocol, normalisation and threshold."""
+    from envs.benchmark import list_benchmarks, load_benchmark
+    from envs.suites import list_suites
+
+    lines = ["suites (--suite NAME):"]
+    lines += [f"  {name}: {description}" for name, description in list_suites().items()]
+    lines.append("benchmarks (--benchmark NAME):")
+    for name, description in list_benchmarks().items():
+        lines.append(f"  {name}: {description}")
+        for task in load_benchmark(name).tasks:
+            budget = task.hyperparams.get("total_steps", "runners.ppo's default")
+            threshold = "none" if task.threshold is None else task.threshold
+            protocol = "greedy" if task.deterministic_eval else "sampled"
+            lines.append(
+                f"    {task.name}: {task.env}, {budget} frames, score {task.metric} ({protocol} actions), "
+                f"normalised from [{task.min}, {task.max}], threshold {threshold}"
+            )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
@@ -690,7 +715,11 @@ def main(argv: list[str] | None = None) -> int:
         import rliable  # noqa: F401
     except ImportError:
         raise UsageError(STUDY_EXTRA) from None
-    resume = build_parser().parse_known_args(argv)[0].resume
+    known = build_parser().parse_known_args(argv)[0]
+    if known.list:
+        print(describe_tasks())
+        return 0
+    resume = known.resume
     if resume is not None:
         saved = read_json(Path(resume) / "study.json")
         if not saved:

@@ -304,3 +304,11 @@ def test_search_space_and_sampled_trials() -> None:
         study.plan_study(
             ["--env", ENV_ID, "--memories", "tlb,lstm", "--search", "optuna", "--grid", "lr=1e-3,1e-4"]
         )
+
+
+def test_list_names_suites_and_benchmark_tasks_with_budgets(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run_main(study.main, ["--list"]) == 0
+    out = capsys.readouterr().out
+    assert "memory-length:" in out and "memory:" in out
+    assert "MemoryS7: MiniGrid-MemoryS7-v0, 300000 frames, score success_rate (greedy actions)" in out
+    assert "normalised from [0.0, 1.0], threshold 0.95" in out
