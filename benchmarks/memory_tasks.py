@@ -19,7 +19,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
@@ -30,23 +29,8 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from agents import MemoryPPO
 from agents.evaluation import evaluate_model
 from envs import make_vec_env
+from envs.classic import make_cartpole_no_velocity
 from envs.suites import HELDOUT_SEED_START
-
-
-class CartPoleNoVelocity(gym.ObservationWrapper):
-    """CartPole observing only the cart position and the pole angle: velocities must be remembered."""
-
-    def __init__(self, env: gym.Env) -> None:
-        super().__init__(env)
-        high = env.observation_space.high[[0, 2]]
-        self.observation_space = spaces.Box(-high, high, dtype=np.float32)
-
-    def observation(self, observation: np.ndarray) -> np.ndarray:
-        return observation[[0, 2]].astype(np.float32)
-
-
-def cartpole_no_velocity() -> gym.Env:
-    return CartPoleNoVelocity(gym.make("CartPole-v1"))
 
 
 @dataclass
@@ -114,9 +98,9 @@ MEMORY_KWARGS: dict[str, dict[str, Any]] = {
 
 def make_envs(task: str, n_envs: int, seed: int) -> tuple[VecEnv, VecEnv]:
     if task == "cartpole-novel":
-        train = VecNormalize(sb3_make_vec_env(cartpole_no_velocity, n_envs=n_envs, seed=seed))
+        train = VecNormalize(sb3_make_vec_env(make_cartpole_no_velocity, n_envs=n_envs, seed=seed))
         evaluation = VecNormalize(
-            sb3_make_vec_env(cartpole_no_velocity, n_envs=5, seed=HELDOUT_SEED_START),
+            sb3_make_vec_env(make_cartpole_no_velocity, n_envs=5, seed=HELDOUT_SEED_START),
             training=False,
             norm_reward=False,
         )
