@@ -22,6 +22,7 @@ import io
 import itertools
 import json
 import logging
+import math
 import os
 import platform
 import re
@@ -350,14 +351,20 @@ class StudyProgress:
 
 
 def latest_summary(result: dict[str, Any]) -> str:
-    """``"heldout 0.84 / 0.80"``: success rate / mean return of each evaluated env in a result."""
+    """``"heldout success 0.84, return 0.80"`` for each evaluated env in a result (just the return for an env
+    without a success signal)."""
     parts = []
     for key, value in result.items():
-        match = re.fullmatch(r"eval/(.+)/success_rate", key)
+        match = re.fullmatch(r"eval/(.+)/mean_reward", key)
         if match and value is not None:
-            reward = result.get(f"eval/{match.group(1)}/mean_reward")
-            parts.append(f"{match.group(1)} {value:.2f} / {reward:.2f}")
-    return ", ".join(parts)
+            success = result.get(f"eval/{match.group(1)}/success_rate")
+            has_success = success is not None and not math.isnan(success)
+            parts.append(
+                f"{match.group(1)} "
+                + (f"success {success:.2f}, " if has_success else "")
+                + f"return {value:.2f}"
+            )
+    return "; ".join(parts)
 
 
 # The console of the study running in this process: Ray Tune pickles its callbacks with the experiment, so the
