@@ -439,6 +439,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--benchmark", default=None, help="a named benchmark (envs.benchmark.list_benchmarks())"
     )
     what.add_argument(
+        "--tasks", default=None, help="with --benchmark: only these of its tasks (comma-separated names)"
+    )
+    what.add_argument(
         "--list", action="store_true", help="list the suites and benchmarks (tasks, budgets, normalisation)"
     )
     what.add_argument("--algo", choices=ALGOS, default="ppo", help="ppo, or bc from demonstrations")
@@ -486,8 +489,20 @@ def study_tasks(args: argparse.Namespace) -> list[Task]:
         from envs.benchmark import load_benchmark
 
         benchmark = load_benchmark(args.benchmark)
+        chosen_tasks = benchmark.tasks
+        if args.tasks:
+            names = [name.strip() for name in args.tasks.split(",") if name.strip()]
+            known = [task.name for task in benchmark.tasks]
+            unknown = [name for name in names if name not in known]
+            if unknown or not names:
+                missing = unknown[0] if unknown else "(none)"
+                raise UsageError(
+                    f"--tasks: benchmark {benchmark.name} has no task {missing!r}: "
+                    f"use some of {', '.join(known)}"
+                )
+            chosen_tasks = tuple(task for task in benchmark.tasks if task.name in names)
         tasks = []
-        for task in benchmark.tasks:
+        for task in chosen_tasks:
             resolve_env_spec(task.env)
             settings = {**task.hyperparams, "stochastic_eval": not task.deterministic_eval}
             tasks.append(Task(task.name, env=task.env, settings=settings, score=task.as_dict()))

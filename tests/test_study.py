@@ -76,7 +76,9 @@ def test_memory_flags_apply_only_to_the_memories_that_take_them() -> None:
 
 
 def test_benchmark_settings_come_first_and_study_flags_override_them() -> None:
-    plan = study.plan_study(["--benchmark", "memory", "--memories", "lstm", "--seeds", "0", "--lr", "3e-4"])
+    plan = study.plan_study(
+        ["--benchmark", "memory", "--tasks", "MemoryS7", "--memories", "lstm", "--seeds", "0", "--lr", "3e-4"]
+    )
     (spec,) = plan.specs
     assert spec.task == "MemoryS7" and spec.score and spec.score["threshold"] == 0.95
     assert spec.argv[spec.argv.index("--lr") + 1] == "0.0003"  # the study's flag wins
@@ -95,6 +97,7 @@ def test_benchmark_settings_come_first_and_study_flags_override_them() -> None:
         (["--env", ENV_ID, "--total-step", "3"], "unknown setting '--total-step'"),
         (["--suite", "memory-lenght"], "unknown suite"),
         (["--benchmark", "memroy"], "unknown benchmark"),
+        (["--benchmark", "memory", "--tasks", "MemoryS8"], "has no task 'MemoryS8'"),
         ([], "exactly one of --env"),
     ],
 )
