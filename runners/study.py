@@ -22,7 +22,6 @@ import io
 import itertools
 import json
 import logging
-import math
 import os
 import platform
 import re
@@ -287,139 +286,6 @@ def run_trial(config: dict[str, Any]) -> None:
             code = 2
     if code != 0:
         raise TrialFailed(last_error_line((run_dir / "stdout.log").read_text()))
-
-
-# ---------------------------------------------------------------------- the console
-
-
-STATUS_WIDTH = 10
-
-
-class StudyProgress:
-    """The study's console: one line per trial event (start, evaluation, end) and, in a terminal, a compact
-    live table (trial, memory, seed, frames, latest success / return, status). Ray's own output stays off."""
-
-    def __init__(self, specs: list[TrialSpec]) -> None:
-        self.rows: dict[str, dict[str, Any]] = {
-            spec.name: {
-                "memory": spec.label,
-                "seed": spec.seed,
-                "frames": 0,
-                "latest": "",
-                "status": "pending",
-            }
-            for spec in specs
-        }
-        self.interactive = sys.stdout.isatty()
-        self.live: Any = None
-
-    def table(self) -> Any:
-        from rich.table import Table
-
-        table = Table(box=None, pad_edge=False)
-        for column in ("trial", "memory", "seed", "frames", "latest", "status"):
-            table.add_column(column, justify="right" if column in ("seed", "frames") else "left")
-        for name, row in self.rows.items():
-            table.add_row(
-                name, row["memory"], str(row["seed"]), f"{row['frames']:,}", row["latest"], row["status"]
-            )
-        return table
-
-    def start(self) -> None:
-        if self.interactive:
-            from rich.live import Live
-
-            self.live = Live(self.table(), refresh_per_second=2, transient=False)
-            self.live.start()
-        else:
-            what = f"{len(self.rows)} trials" if self.rows else "searching"
-            print(f"{what}; a line per trial start, evaluation and end", flush=True)
-
-    def stop(self) -> None:
-        if self.live is not None:
-            self.live.update(self.table())
-            self.live.stop()
-
-    def update(self, name: str, message: str | None = None, **row: Any) -> None:
-        if name not in self.rows:  # a search trial: known once Ray samples it
-            self.rows[name] = {"memory": "", "seed": "", "frames": 0, "latest": "", "status": "pending"}
-        self.rows[name].update(row)
-        if self.live is not None:
-            self.live.update(self.table())
-        elif message:
-            print(f"[{time.strftime('%H:%M:%S')}] {name}: {message}", flush=True)
-
-
-def latest_summary(result: dict[str, Any]) -> str:
-    """``"heldout success 0.84, return 0.80"`` for each evaluated env in a result (just the return for an env
-    without a success signal)."""
-    parts = []
-    for key, value in result.items():
-        match = re.fullmatch(r"eval/(.+)/mean_reward", key)
-        if match and value is not None:
-            success = result.get(f"eval/{match.group(1)}/success_rate")
-            has_success = success is not None and not math.isnan(success)
-            parts.append(
-                f"{match.group(1)} "
-                + (f"success {success:.2f}, " if has_success else "")
-                + f"return {value:.2f}"
-            )
-    return "; ".join(parts)
-
-
-# The console of the study running in this process: Ray Tune pickles its callbacks with the experiment, so the
-# callback looks the console up here instead of holding it (a restored study gets the new console).
-_PROGRESS: StudyProgress | None = None
-
-
-def trial_spec_name(trial: Any) -> str:
-    """The study's name of a Ray Tune trial (a search trial's name ends with Ray's trial id)."""
-    name = trial.config["spec"]["name"]
-    return name if "search" not in trial.config else f"{name}-{trial.trial_id}"
-
-
-def trial_dirname(trial: Any) -> str:
-    """Ray's folder for a trial: the study's trial name (Ray's default spells out the whole config)."""
-    return trial_spec_name(trial)
-
-
-def make_tune_callback() -> Any:
-    from ray import tune
-
-    class ProgressCallback(tune.Callback):
-        """Feeds Ray Tune's trial events to the study's console."""
-
-        def __getstate__(self) -> dict[str, Any]:
-            return {}
-
-        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            if _PROGRESS is not None:
-                _PROGRESS.update(trial_spec_name(trial), "started", status="running")
-
-        def on_trial_result(
-            self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
-        ) -> None:
-            if _PROGRESS is None:
-                return
-            name = trial_spec_name(trial)
-            before = _PROGRESS.rows.get(name, {}).get("latest", "")
-            latest = latest_summary(result) or before
-            _PROGRESS.update(
-                name,
-                f"{int(result.get('frames', 0)):,} frames, {latest}" if latest != before else None,
-                frames=int(result.get("frames", 0)),
-                latest=latest,
-            )
-
-        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            if _PROGRESS is not None:
-                _PROGRESS.update(trial_spec_name(trial), "finished", status="finished")
-
-        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            if _PROGRESS is not None:
-                _PROGRESS.update(trial_spec_name(trial), "FAILED", status="FAILED")
-
-    return ProgressCallback()
 
 
 # ---------------------------------------------------------------------- the study
@@ -794,9 +660,10 @@ def ray_init_kwargs(address: str | None, cpus_per_trial: int) -> dict[str, Any]:
 
 def run_study(plan: StudyPlan, study_dir: Path, resume: bool) -> int:
     """Run (or resume) the study's trials on Ray Tune, then write ``trials.csv`` and the report."""
-    global _PROGRESS
     import ray
     from ray import tune
+
+    from runners.study_console import ProgressCallback, StudyProgress, set_console, trial_dirname
 
     args = plan.args
     os.environ.setdefault("RAY_CHDIR_TO_TRIAL_DIR", "0")
@@ -806,11 +673,11 @@ def run_study(plan: StudyPlan, study_dir: Path, resume: bool) -> int:
     os.environ.setdefault("RAY_worker_niceness", "0")
     ray.init(**ray_init_kwargs(args.address, args.cpus_per_trial))
     quiet_ray()
-    _PROGRESS = StudyProgress([] if args.search else plan.specs)
+    console = set_console(StudyProgress([] if args.search else plan.specs))
     base = {"study_dir": str(study_dir), "threads": args.cpus_per_trial}
     trainable = tune.with_resources(search_trial if args.search else run_trial, {"cpu": args.cpus_per_trial})
     start = time.time()
-    _PROGRESS.start()
+    console.start()
     try:
         if resume:
             tuner = tune.Tuner.restore(
@@ -845,13 +712,13 @@ def run_study(plan: StudyPlan, study_dir: Path, resume: bool) -> int:
                     name="ray",
                     storage_path=str(study_dir),
                     verbose=0,
-                    callbacks=[make_tune_callback()],
+                    callbacks=[ProgressCallback()],
                     failure_config=tune.FailureConfig(max_failures=0),
                 ),
             )
         results = tuner.fit()
     finally:
-        _PROGRESS.stop()
+        console.stop()
     wall = time.time() - start
 
     outcomes: dict[str, tuple[TrialSpec, str, str]] = {}

@@ -318,8 +318,10 @@ def test_list_names_suites_and_benchmark_tasks_with_budgets(capsys: pytest.Captu
 
 
 def test_console_lines_name_success_only_where_the_env_has_a_signal() -> None:
-    assert study.latest_summary(
+    from runners import study_console
+
+    assert study_console.latest_summary(
         {"eval/heldout/success_rate": float("nan"), "eval/heldout/mean_reward": -0.9}
     ) == ("heldout return -0.90")
     result = {"eval/train/success_rate": 0.5, "eval/train/mean_reward": 0.4, "frames": 10}
-    assert study.latest_summary(result) == "train success 0.50, return 0.40"
+    assert study_console.latest_summary(result) == "train success 0.50, return 0.40"
