@@ -287,6 +287,18 @@ def parser_options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action
     return {action.dest: action for action in parser._actions if action.option_strings}
 
 
+def resolve_option(options: dict[str, argparse.Action], key: str, source: str) -> argparse.Action:
+    """The option a setting names, written as a flag or a destination (``--lr``, ``lr``, ``chunk-size``,
+    ``chunk_size``).
+
+    :raises UsageError: for a name the parser has no flag for, naming ``source``
+    """
+    dest = key.lstrip("-").replace("-", "_")
+    if dest not in options or dest == "help":
+        raise UsageError(f"{source}: unknown setting {key!r}: use a flag of the runner (see its --help)")
+    return options[dest]
+
+
 def option_words(action: argparse.Action, value: Any) -> list[str]:
     """The command-line words that set ``action`` to ``value`` (nothing for None: the default stays)."""
     flag = action.option_strings[0]
@@ -306,8 +318,5 @@ def settings_argv(parser: argparse.ArgumentParser, settings: dict[str, Any], sou
     options = parser_options(parser)
     words: list[str] = []
     for key, value in settings.items():
-        dest = str(key).lstrip("-").replace("-", "_")
-        if dest not in options or dest == "help":
-            raise UsageError(f"{source}: unknown setting {key!r}: use a flag of the runner (see its --help)")
-        words += option_words(options[dest], value)
+        words += option_words(resolve_option(options, str(key), source), value)
     return words

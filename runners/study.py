@@ -32,12 +32,15 @@ from pathlib import Path
 from typing import Any
 
 from agents.reporting import RUN_COMPLETE
+from policies.memories import MEMORY_CLASSES, memory_parameters
 from runners.cli import (
+    MEMORY_FLAGS,
     UsageError,
     make_parser,
     option_words,
     parser_options,
     positive_int,
+    resolve_option,
     run_main,
     write_json,
 )
@@ -131,13 +134,13 @@ def runner_module(algo: str) -> Any:
 
 
 def resolve_key(actions: dict[str, argparse.Action], key: str, where: str) -> argparse.Action:
-    """The option a grid or benchmark key names (``lr``, ``--lr``, ``chunk-size`` or ``chunk_size``)."""
-    dest = key.lstrip("-").replace("-", "_")
-    if dest not in actions or dest == "help":
-        raise UsageError(f"{where}: unknown setting {key!r}: use a flag of the runner (see its --help)")
-    if dest in STUDY_OWNED:
-        raise UsageError(f"{where}: {key!r} is set by the study for every trial: use {STUDY_OWNED[dest]}")
-    return actions[dest]
+    """The option a grid key or study flag names (``cli.resolve_option``), unless the study sets it itself."""
+    action = resolve_option(actions, key, where)
+    if action.dest in STUDY_OWNED:
+        raise UsageError(
+            f"{where}: {key!r} is set by the study for every trial: use {STUDY_OWNED[action.dest]}"
+        )
+    return action
 
 
 def convert(action: argparse.Action, text: Any, where: str) -> Any:
@@ -208,11 +211,7 @@ def plan_trials(
     flag (``d_model``, ``hidden_size``, ...) applies only to the memories that take it; for the others it is
     left out, and grid points that differ only in such a flag collapse into one trial.
     """
-    from policies.memories import memory_parameters
-
     actions = parser_options(runner_module(algo).build_parser())
-    from runners.cli import MEMORY_FLAGS
-
     memory_dests = {dest for dest, _, _ in MEMORY_FLAGS.values()}
     specs: list[TrialSpec] = []
     seen: set[str] = set()
@@ -434,8 +433,6 @@ def plan_study(argv: list[str]) -> StudyPlan:
     """Parse and check everything (envs, memories, flags, grid, seeds) before anything starts."""
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
-    from policies.memories import MEMORY_CLASSES
-
     memories = [memory.strip() for memory in args.memories.split(",") if memory.strip()]
     unknown = [memory for memory in memories if memory not in MEMORY_CLASSES]
     if unknown or not memories:
