@@ -38,6 +38,7 @@ from tqdm import tqdm
 from agents.demos import Demos
 from agents.evaluation import EvaluationResult, evaluate_model
 from agents.ppo import MemoryPPO
+from agents.reporting import flatten_results
 from policies.memories import MemoryState
 
 # Minibatches are formed from pools of this many minibatches' worth of episodes sorted by length.
@@ -312,10 +313,8 @@ class BCTrainer:
             record("bc/value_loss", stats.value_loss)
             record("time/fps", int(self.frames / max(self.train_seconds, 1e-9)))
         record("time/time_elapsed", stats.seconds)
-        for name, result in stats.evaluations.items():
-            record(f"eval/{name}/success_rate", result.success_rate)
-            record(f"eval/{name}/mean_reward", result.mean_return)
-            record(f"eval/{name}/mean_ep_length", result.mean_length)
+        for key, value in flatten_results(stats.evaluations).items():
+            record(key, value)
         self.logger.dump(step=stats.frames)
 
     def train(

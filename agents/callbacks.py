@@ -28,7 +28,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecNormalize
 from agents.atomic import atomic_write
 from agents.evaluation import EvaluationResult, evaluate_model
 from agents.ppo import TrainingDiverged
-from agents.reporting import append_evaluations
+from agents.reporting import append_evaluations, flatten_results
 
 __all__ = ["TrainingDiverged"]  # re-exported: runners catch it with the other callback names
 
@@ -66,9 +66,8 @@ class SuiteEvalCallback(BaseCallback):
                 env.obs_rms = copy.deepcopy(training_stats.obs_rms)  # observations scaled as in training
             result = evaluate_model(self.model, env, self.n_eval_episodes, self.deterministic)
             self.last_results[name] = result
-            self.logger.record(f"eval/{name}/success_rate", result.success_rate)
-            self.logger.record(f"eval/{name}/mean_reward", result.mean_return)
-            self.logger.record(f"eval/{name}/mean_ep_length", result.mean_length)
+        for key, value in flatten_results(self.last_results).items():
+            self.logger.record(key, value)
         if self.run_dir is not None:
             append_evaluations(self.run_dir, self.num_timesteps, self.last_results)
         self.logger.dump(self.num_timesteps)
