@@ -25,12 +25,14 @@ import re
 import sys
 import warnings
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from agents.atomic import atomic_write, atomic_write_text
 from runners.cli import UsageError, make_parser, positive_int, run_main
 
 # Bootstrap resamples for every interval: enough for stable 95% bounds at these sample sizes, and fast.
@@ -254,7 +256,7 @@ def save(fig: Any, path: Path) -> str:
     import matplotlib.pyplot as plt
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=110, bbox_inches="tight"))
     plt.close(fig)
     return path.name
 
@@ -396,6 +398,30 @@ def improvement_lines(points: dict[str, float], intervals: dict[str, np.ndarray]
     return ["", "Probability of improvement [95% CI]: " + "; ".join(texts) + "."]
 
 
+def comparison_tail(
+    score_dict: dict[str, np.ndarray],
+    points: dict[str, np.ndarray],
+    intervals: dict[str, np.ndarray],
+    xlabel: str,
+    plots: Path,
+    file_name: Callable[[str], str],
+    lines: list[str],
+    first_image: str | None = None,
+) -> None:
+    """What every table of the report ends with: the probability-of-improvement line, then the interval,
+    improvement and performance-profile plots (after ``first_image``, e.g. the learning curves), each
+    written to ``plots / file_name(kind)``."""
+    probabilities, probability_cis = improvement_probabilities(score_dict)
+    lines += improvement_lines(probabilities, probability_cis)
+    images = [
+        first_image,
+        plot_intervals(points, intervals, xlabel, plots / file_name("intervals")),
+        plot_improvement(probabilities, probability_cis, plots / file_name("improvement")),
+        plot_profiles(score_dict, xlabel, plots / file_name("profile")),
+    ]
+    lines += ["", " ".join(f"![{image}]({PLOTS_DIR}/{image})" for image in images if image), ""]
+
+
 def task_section(task: TaskScores, plots: Path, lines: list[str]) -> None:
     runs = [run for label_runs in task.runs.values() for run in label_runs]
     normalised = task.normalisation is not None
@@ -428,16 +454,12 @@ def task_section(task: TaskScores, plots: Path, lines: list[str]) -> None:
         median_frames = fmt(float(np.median(frames))) if frames else "n/a"
         row += f"{median_frames} | {fmt(float(np.median(fps))) if fps else 'n/a'} |"
         lines.append(row)
-    probabilities, probability_cis = improvement_probabilities(score_dict)
-    lines += improvement_lines(probabilities, probability_cis)
     stem = slug(task.name)
-    images = [
-        plot_curves(task, plots / f"curves_{stem}.png"),
-        plot_intervals(points, intervals, task.metric.replace("_", " "), plots / f"intervals_{stem}.png"),
-        plot_improvement(probabilities, probability_cis, plots / f"improvement_{stem}.png"),
-        plot_profiles(score_dict, task.metric.replace("_", " "), plots / f"profile_{stem}.png"),
-    ]
-    lines += ["", " ".join(f"![{image}]({PLOTS_DIR}/{image})" for image in images if image), ""]
+    curves = plot_curves(task, plots / f"curves_{stem}.png")
+    xlabel = task.metric.replace("_", " ")
+    comparison_tail(
+        score_dict, points, intervals, xlabel, plots, lambda kind: f"{kind}_{stem}.png", lines, curves
+    )
 
 
 def aggregate_section(tasks: list[TaskScores], plots: Path, lines: list[str]) -> None:
@@ -472,14 +494,9 @@ def aggregate_section(tasks: list[TaskScores], plots: Path, lines: list[str]) ->
             f"{fmt_interval(points[label][0], intervals[label], 0)} | "
             f"{fmt_interval(points[label][1], intervals[label], 1)} |"
         )
-    probabilities, probability_cis = improvement_probabilities(score_dict)
-    lines += improvement_lines(probabilities, probability_cis)
-    images = [
-        plot_intervals(points, intervals, "normalised score", plots / "aggregate_intervals.png"),
-        plot_improvement(probabilities, probability_cis, plots / "aggregate_improvement.png"),
-        plot_profiles(score_dict, "normalised score", plots / "aggregate_profile.png"),
-    ]
-    lines += ["", " ".join(f"![{image}]({PLOTS_DIR}/{image})" for image in images if image), ""]
+    comparison_tail(
+        score_dict, points, intervals, "normalised score", plots, lambda kind: f"aggregate_{kind}.png", lines
+    )
 
 
 def write_report(directories: list[Path], out: Path) -> Path:
@@ -527,11 +544,7 @@ def write_report(directories: list[Path], out: Path) -> Path:
             lines += ["## Per task", ""]
             for task in tasks:
                 task_section(task, plots, lines)
-    path = out / REPORT_FILE
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(path)
-    return path
+    return atomic_write_text(out / REPORT_FILE, "\n".join(lines) + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,6 +31,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agents.atomic import atomic_write
 from agents.reporting import RUN_COMPLETE
 from policies.memories import MEMORY_CLASSES, memory_parameters
 from runners.cli import (
@@ -533,12 +534,14 @@ def write_trials_csv(study_dir: Path, rows: list[dict[str, Any]]) -> None:
     columns: list[str] = []
     for row in rows:
         columns += [key for key in row if key not in columns]
-    tmp = study_dir / "trials.csv.tmp"
-    with open(tmp, "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(study_dir / "trials.csv")
+
+    def write(path: Path) -> None:
+        with open(path, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    atomic_write(study_dir / "trials.csv", write)
 
 
 def trial_row(spec: TrialSpec, run_dir: Path, status: str, error: str) -> dict[str, Any]:
