@@ -135,7 +135,7 @@ class TemporalLatentBottleneck(Memory):
         agree. Hashed again only when a parameter has been changed in place (its version counter: an
         optimizer step, ``load_state_dict``; not writes to ``.data``)."""
         parameters = self._parameter_list()
-        version = sum(parameter._version for parameter in parameters)
+        version = self._weights_version()
         if self._fingerprint_memo is None or self._fingerprint_memo[0] != version:
             digest = hashlib.blake2b(digest_size=8)
             for parameter in parameters:
@@ -147,9 +147,12 @@ class TemporalLatentBottleneck(Memory):
         """``weights_fingerprint()`` if already hashed for the current weights, else ``UNKNOWN_WEIGHTS``
         (which makes the next step recompute the caches): what ``sequence`` stamps, never hashing inside
         a training loop whose every optimizer step changes the weights."""
-        version = sum(parameter._version for parameter in self._parameter_list())
         memo = self._fingerprint_memo
-        return memo[1] if memo is not None and memo[0] == version else UNKNOWN_WEIGHTS
+        return memo[1] if memo is not None and memo[0] == self._weights_version() else UNKNOWN_WEIGHTS
+
+    def _weights_version(self) -> int:
+        """The sum of the parameters' version counters: it changes whenever one is modified in place."""
+        return sum(parameter._version for parameter in self._parameter_list())
 
     def _parameter_list(self) -> list[nn.Parameter]:
         if self._parameters_cache is None:
