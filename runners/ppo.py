@@ -367,8 +367,7 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
     :param argv: the command-line arguments (default ``sys.argv[1:]``)
     :param reporter: if given, called after every update with the frames, frame rate and latest evaluation
         results, and once more, when everything is written, with the final evaluation and ``RUN_COMPLETE``;
-        ``runners.study`` passes Ray
-        Tune's ``tune.report`` here
+        ``runners.study`` passes Ray Tune's ``tune.report`` here
     :raises UsageError, ValueError: for bad input, before anything is written
     """
     command = sys.argv[1:] if argv is None else list(argv)
