@@ -50,6 +50,22 @@ class TrainingDiverged(RuntimeError):
         )
 
 
+class RunningMeans:
+    """Means of named per-row tensors over many ``add`` calls (a rollout's memory diagnostics)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, values: dict[str, torch.Tensor]) -> None:
+        for name, value in values.items():
+            self.sums[name] = self.sums.get(name, 0) + value.sum()
+            self.counts[name] = self.counts.get(name, 0) + value.numel()
+
+    def means(self) -> dict[str, float]:
+        return {name: float(total) / self.counts[name] for name, total in self.sums.items()}
+
+
 def select_rows(state: MemoryState, index: int) -> MemoryState:
     return {key: value[index : index + 1] for key, value in state.items()}
 
@@ -226,6 +242,7 @@ class MemoryPPO(PPO):
         assert self._last_memory_state is not None, "learn() sets the memory state up"
         memory_state = self._last_memory_state
 
+        diagnostics = RunningMeans()
         callback.on_rollout_start()
         while n_steps < n_rollout_steps:
             if self.use_sde and self.sde_sample_freq > 0 and n_steps % self.sde_sample_freq == 0:
@@ -239,6 +256,7 @@ class MemoryPPO(PPO):
                 actions, values, log_probs, memory_state = self.policy(
                     obs_tensor, memory_state, episode_starts
                 )
+                diagnostics.add(self.policy.memory_diagnostics(memory_state))
             actions = actions.cpu().numpy()
 
             clipped_actions = actions
@@ -296,6 +314,8 @@ class MemoryPPO(PPO):
                 torch.as_tensor(dones, device=self.device).bool(),
             )
         rollout_buffer.compute_returns_and_advantage(last_values=values, dones=dones)
+        for name, mean in diagnostics.means().items():
+            self.logger.record(f"memory/{name}", mean)
 
         callback.update_locals(locals())
         callback.on_rollout_end()

@@ -248,6 +248,10 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         latent_pi, _, state = self.memory_latents(obs, state, episode_starts, reads)
         return latent_pi, state
 
+    def memory_diagnostics(self, state: MemoryState) -> dict[str, torch.Tensor]:
+        """The actor's memory's ``diagnostics`` of its part of ``state`` (per row [B]; empty for most)."""
+        return self.memory.diagnostics(self.split_state(state)[0])
+
     @property
     def has_attention_reads(self) -> bool:
         """Whether the actor's memory reports its reads of slow latents (``predict_with_reads``): tlb."""

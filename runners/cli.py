@@ -196,6 +196,16 @@ MEMORY_FLAGS: dict[str, tuple[str, type, str]] = {
         "feed-forward width as a multiple of d_model (tlb, transformer; default 2)",
     ),
     "--gate": ("gate", str, "slow update: none (residual) or gru (tlb; default none)"),
+    "--previous-chunk": (
+        "previous_chunk",
+        bool,
+        "the fast stream also attends to the previous chunk's steps (tlb; default off)",
+    ),
+    "--latent-init-std": (
+        "latent_init_std",
+        float,
+        "standard deviation of the initial latents I_0 at initialisation (tlb; default 0.02)",
+    ),
     "--window": ("window", int, "steps attended to (transformer; default 16)"),
     "--hidden-size": ("hidden_size", int, "hidden size (lstm, gru; default 128)"),
 }
@@ -205,7 +215,12 @@ def add_memory_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("memory")
     group.add_argument("--memory", default="tlb", choices=list(MEMORY_CLASSES), help="which memory")
     for flag, (dest, kind, text) in MEMORY_FLAGS.items():
-        group.add_argument(flag, dest=dest, type=kind, default=None, help=text)
+        if kind is bool:
+            group.add_argument(
+                flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=text
+            )
+        else:
+            group.add_argument(flag, dest=dest, type=kind, default=None, help=text)
 
 
 def memory_kwargs_from_args(args: argparse.Namespace) -> dict[str, Any]:

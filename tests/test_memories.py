@@ -14,6 +14,12 @@ TINY_KWARGS: dict[str, dict] = {
     "tlb": dict(d_model=16, n_latents=3, chunk_size=4, n_heads=2, n_layers=2, cross_every=1),
     "tlb-gru-gate": dict(d_model=16, n_latents=2, chunk_size=3, n_heads=2, gate="gru"),
     "tlb-k1-n1": dict(d_model=16, n_latents=1, chunk_size=1, n_heads=2),
+    "tlb-previous": dict(
+        d_model=16, n_latents=3, chunk_size=4, n_heads=2, previous_chunk=True, latent_init_std=1.0
+    ),
+    "tlb-previous-deep": dict(
+        d_model=16, n_latents=2, chunk_size=3, n_heads=2, n_layers=2, previous_chunk=True, gate="gru"
+    ),
     "lstm": dict(hidden_size=8, n_layers=2),
     "gru": dict(hidden_size=8),
     "transformer": dict(d_model=16, window=5, n_heads=2, n_layers=2),
@@ -132,7 +138,16 @@ def test_tlb_sequence_loops_over_chunks_not_steps(monkeypatch: pytest.MonkeyPatc
 
 
 @pytest.mark.parametrize("length", [1, 5, 8, 13, 32, 37])
-@pytest.mark.parametrize("kwargs", [dict(), dict(n_layers=2, cross_every=2), dict(n_layers=3, cross_every=1)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(),
+        dict(n_layers=2, cross_every=2),
+        dict(n_layers=3, cross_every=1),
+        dict(previous_chunk=True),
+        dict(previous_chunk=True, n_layers=2, cross_every=2),
+    ],
+)
 def test_tlb_sequence_equals_folded_steps_for_random_episode_boundaries(length: int, kwargs: dict) -> None:
     """The default chunk and latent counts, random episode ends, sequences shorter than a chunk or not a
     multiple of it, starting mid-chunk: the generation-packed sequence() still equals the steps."""
@@ -153,13 +168,22 @@ def test_tlb_sequence_equals_folded_steps_for_random_episode_boundaries(length: 
         assert (state_steps[key].float() - state_seq[key].float()).abs().max() < 1e-5, key
 
 
+@pytest.mark.parametrize("previous_chunk", [False, True])
 @pytest.mark.parametrize("n_layers", [1, 2])
-def test_tlb_steps_after_a_weight_change_replay_the_chunk_like_sequence(n_layers: int) -> None:
+def test_tlb_steps_after_a_weight_change_replay_the_chunk_like_sequence(
+    n_layers: int, previous_chunk: bool
+) -> None:
     """A state carries caches of its chunk so far (fast-stream outputs, keys and values); after an
     optimizer step a rollout continuing that chunk must use the new weights for it, as training does."""
     torch.manual_seed(0)
     memory = TemporalLatentBottleneck(
-        d_model=16, n_latents=2, chunk_size=4, n_heads=2, n_layers=n_layers, input_dim=INPUT_DIM
+        d_model=16,
+        n_latents=2,
+        chunk_size=4,
+        n_heads=2,
+        n_layers=n_layers,
+        previous_chunk=previous_chunk,
+        input_dim=INPUT_DIM,
     )
     batch = 3
     _, state = memory.fold_steps(
@@ -222,6 +246,7 @@ def test_tlb_weights_fingerprint_follows_the_values_of_the_weights() -> None:
         (dict(d_model=30, n_heads=4), "not divisible by n_heads"),
         (dict(n_layers=1, cross_every=2), "cross_every=2 exceeds n_layers=1"),
         (dict(gate="lstm"), "unknown gate"),
+        (dict(latent_init_std=0.0), "latent_init_std must be positive"),
     ],
 )
 def test_tlb_bad_arguments_say_what_to_change(kwargs: dict, message: str) -> None:
@@ -247,3 +272,68 @@ def test_tlb_reads_are_a_distribution_over_latents_and_leave_step_unchanged() ->
     assert torch.equal(y, y_reads) and torch.equal(state["latents"], state_reads["latents"])
     assert reads[0].shape == (4, 3)
     assert torch.allclose(reads[0].sum(dim=1), torch.ones(4), atol=1e-5)
+
+
+def frozen_slow_stream(**kwargs: object) -> TemporalLatentBottleneck:
+    """A tlb whose slow update is the identity (its residual branches output zero): the latents stay I_0,
+    so whatever reaches a chunk from earlier chunks can only come through the fast stream."""
+    torch.manual_seed(0)
+    memory = TemporalLatentBottleneck(
+        d_model=16, n_latents=2, chunk_size=4, n_heads=2, input_dim=INPUT_DIM, **kwargs
+    )
+    for layer in (memory.update_attn.out, memory.update_ffn.net[-1]):
+        torch.nn.init.zeros_(layer.weight)
+        torch.nn.init.zeros_(layer.bias)
+    return memory
+
+
+@pytest.mark.parametrize("previous_chunk", [False, True])
+def test_tlb_previous_chunk_is_read_directly_and_only_one_chunk_back(previous_chunk: bool) -> None:
+    memory = frozen_slow_stream(previous_chunk=previous_chunk)
+    x = torch.randn(1, 12, INPUT_DIM, requires_grad=True)
+    starts = torch.zeros(1, 12, dtype=torch.bool)
+    starts[0, 0] = True
+    y, state = memory.sequence(x, memory.initial_state(1), starts)
+    y[0, 8].sum().backward()  # the first step of chunk 3
+    from_previous = x.grad[0, 4:8].abs().sum()
+    assert (from_previous > 0) == previous_chunk
+    assert x.grad[0, 0:4].abs().sum() == 0  # two chunks back: not attended
+    assert state["latents"].equal(memory.initial_latents.unsqueeze(0))
+
+
+def test_tlb_previous_chunk_forgets_at_episode_start_inside_a_rollout() -> None:
+    memory = frozen_slow_stream(previous_chunk=True)
+    state = memory.initial_state(2)
+    x = torch.randn(2, 8, INPUT_DIM)
+    other = x.clone()
+    other[1, :4] = torch.randn(4, INPUT_DIM)  # row 1: another first chunk, then a new episode
+    starts = torch.zeros(2, 8, dtype=torch.bool)
+    starts[:, 0] = True
+    starts[1, 4] = True
+    y, _ = memory.fold_steps(x, state, starts)
+    y_other, _ = memory.fold_steps(other, state, starts)
+    assert torch.allclose(y[1, 4:], y_other[1, 4:], atol=1e-6)
+
+
+def test_tlb_diagnostics_measure_latent_collapse() -> None:
+    memory = TemporalLatentBottleneck(d_model=16, n_latents=3, chunk_size=2, n_heads=2, input_dim=INPUT_DIM)
+    state = memory.initial_state(2)
+    collapsed = torch.ones(16) * 2.0  # norm 8
+    state["latents"] = torch.stack([collapsed.expand(3, 16), torch.eye(16)[:3] * 3.0])
+    diagnostics = memory.diagnostics(state)
+    assert torch.allclose(diagnostics["latent_cosine"], torch.tensor([1.0, 0.0]), atol=1e-6)
+    assert torch.allclose(diagnostics["latent_norm"], torch.tensor([8.0, 3.0]))
+    assert (
+        make_memory("lstm", INPUT_DIM, hidden_size=8).diagnostics(
+            make_memory("lstm", INPUT_DIM, hidden_size=8).initial_state(2)
+        )
+        == {}
+    )
+
+
+def test_tlb_latent_init_std_sets_the_spread_of_the_initial_latents() -> None:
+    torch.manual_seed(0)
+    wide = TemporalLatentBottleneck(d_model=64, n_latents=8, latent_init_std=1.0, input_dim=INPUT_DIM)
+    narrow = TemporalLatentBottleneck(d_model=64, n_latents=8, input_dim=INPUT_DIM)
+    assert 0.8 < float(wide.initial_latents.detach().std()) < 1.2
+    assert float(narrow.initial_latents.detach().std()) < 0.03

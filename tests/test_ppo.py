@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from stable_baselines3.common.envs import (
     SimpleMultiObsEnv,
 )
 from stable_baselines3.common.evaluation import evaluate_policy
+from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecNormalize
 
 from agents import MemoryPPO
@@ -76,6 +78,44 @@ def test_first_update_has_zero_approx_kl(memory: str) -> None:
     model.learn(48)
     assert abs(model.logger.name_to_value["train/approx_kl"]) < 1e-6
     assert model.logger.name_to_value["train/clip_fraction"] == 0.0
+
+
+TLB_OPTIONS = [
+    dict(previous_chunk=True),
+    dict(latent_init_std=1.0),
+    dict(previous_chunk=True, gate="gru", n_layers=2),
+]
+
+
+def logged_rows(model: MemoryPPO, path: Path) -> list[dict[str, str]]:
+    """Train ``model`` for one rollout and update with a CSV logger; the rows SB3 dumped."""
+    model.set_logger(configure(str(path), ["csv"]))
+    model.learn(48)
+    with open(path / "progress.csv") as file:
+        return list(csv.DictReader(file))
+
+
+@pytest.mark.parametrize("options", TLB_OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+def test_tlb_options_keep_training_exact_and_log_latent_diversity(
+    options: dict[str, Any], tmp_path: Path
+) -> None:
+    """Each TLB option: the update replays the rollout (approx_kl 0 on the first update, rollouts and
+    sequences starting mid-chunk and mid-episode), and the latent-diversity scalars reach the logger."""
+    env = make_vec_env("CartPole-v1", n_envs=2, seed=1)
+    model = tiny_model(
+        env, "tlb", batch_size=48, policy_kwargs=dict(memory_kwargs={**TINY_MEMORY["tlb"], **options})
+    )
+    rows = logged_rows(model, tmp_path)
+    assert abs(model.logger.name_to_value["train/approx_kl"]) < 1e-6
+    assert model.logger.name_to_value["train/clip_fraction"] == 0.0
+    assert float(rows[0]["memory/latent_norm"]) > 0.0
+    assert -1.0 <= float(rows[0]["memory/latent_cosine"]) <= 1.0
+
+
+def test_memories_without_diagnostics_log_none(tmp_path: Path) -> None:
+    model = tiny_model(make_vec_env("CartPole-v1", n_envs=2, seed=1), "lstm", batch_size=48)
+    rows = logged_rows(model, tmp_path)
+    assert rows and not any(key.startswith("memory/") for key in rows[0])
 
 
 def critic_grad_norms(model: MemoryPPO) -> tuple[float, float]:

@@ -97,11 +97,32 @@ class SelfAttentionBlock(nn.Module):
         x = x + self.attn(h, h, attn_mask=attn_mask, is_causal=attn_mask is None)
         return x + self.ffn(x)
 
-    def forward_with_keys_values(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The causal ``forward`` [B, L, D], and the keys and values it attended to [B, L, 2D]."""
+    def forward_with_keys_values(
+        self,
+        x: torch.Tensor,
+        context_keys_values: torch.Tensor | None = None,
+        context_visible: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The causal ``forward`` [B, L, D], and the keys and values of ``x`` it attended to [B, L, 2D].
+
+        With ``context_keys_values`` [B, M, 2D] every position also attends to those M earlier positions,
+        in the rows where ``context_visible`` [B] is true (tlb's previous chunk)."""
         h = self.norm(x)
         keys_values = self.attn.key_value(h)
-        x = x + self.attn.attend(h, keys_values, is_causal=True)
+        if context_keys_values is None:
+            x = x + self.attn.attend(h, keys_values, is_causal=True)
+        else:
+            assert context_visible is not None
+            length, n_context = x.shape[1], context_keys_values.shape[1]
+            causal = torch.ones(length, length, dtype=torch.bool, device=x.device).tril()
+            mask = torch.cat(
+                [
+                    context_visible.view(-1, 1, 1, 1).expand(-1, 1, length, n_context),
+                    causal.expand(x.shape[0], 1, length, length),
+                ],
+                dim=-1,
+            )
+            x = x + self.attn.attend(h, torch.cat([context_keys_values, keys_values], dim=1), attn_mask=mask)
         return x + self.ffn(x), keys_values
 
     def forward_cached(

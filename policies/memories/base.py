@@ -82,6 +82,11 @@ class Memory(nn.Module, ABC):
         """A whole sequence: ``x`` is [B, T, input_dim], ``episode_starts`` [B, T]. Equal to folding
         ``step`` over T, but computed in as few batched calls as the memory allows."""
 
+    def diagnostics(self, state: MemoryState) -> dict[str, torch.Tensor]:
+        """Named per-row statistics [B] of a state, for logging (e.g. tlb's latent diversity); none by
+        default. MemoryPPO logs their means over each rollout as ``memory/<name>``."""
+        return {}
+
     def fold_steps(
         self, x: torch.Tensor, state: MemoryState, episode_starts: torch.Tensor
     ) -> tuple[torch.Tensor, MemoryState]:

@@ -65,6 +65,12 @@ class TemporalLatentBottleneck(Memory):
     :param n_heads: attention heads
     :param ffn_mult: hidden width of the feed-forward blocks, as a multiple of D
     :param gate: ``"none"`` (residual slow update, as in the paper) or ``"gru"`` (GTrXL-style gates)
+    :param previous_chunk: the first self-attention block also attends to every step of the episode's
+        previous chunk (as Block-Recurrent Transformers do), so a chunk's first steps see more than their own
+        inputs and the slow latents. Off in the paper's configuration.
+    :param latent_init_std: standard deviation of the learned initial latents ``I_0`` at initialisation.
+        At 0.02 (small, as for the other embeddings) the first slow update swamps ``I_0`` and the N latents
+        collapse into nearly one vector; at 1.0 they start as far apart as the updates are large.
     :param input_dim: width of the memory's inputs (defaults to ``d_model``; otherwise projected)
     """
 
@@ -78,6 +84,8 @@ class TemporalLatentBottleneck(Memory):
         n_heads: int = 4,
         ffn_mult: int = 2,
         gate: str = "none",
+        previous_chunk: bool = False,
+        latent_init_std: float = 0.02,
         input_dim: int | None = None,
     ) -> None:
         check_positive("chunk_size", chunk_size, " (the number of steps per chunk, e.g. 8)")
@@ -91,6 +99,8 @@ class TemporalLatentBottleneck(Memory):
                 f"cross_every={cross_every} exceeds n_layers={n_layers}: the fast stream would never read "
                 "the slow latents; use cross_every <= n_layers"
             )
+        if not latent_init_std > 0:
+            raise ValueError(f"latent_init_std must be positive, got {latent_init_std!r} (e.g. 0.02 or 1.0)")
         if gate not in GATES:
             raise ValueError(f"unknown gate {gate!r}: use one of {', '.join(GATES)}")
         super().__init__(input_dim or d_model)
@@ -99,7 +109,12 @@ class TemporalLatentBottleneck(Memory):
 
         self.input_proj = nn.Identity() if self.input_dim == d_model else nn.Linear(self.input_dim, d_model)
         self.position_embedding = nn.Parameter(torch.randn(chunk_size, d_model) * 0.02)
-        self.initial_latents = nn.Parameter(torch.randn(n_latents, d_model) * 0.02)
+        self.initial_latents = nn.Parameter(torch.randn(n_latents, d_model) * latent_init_std)
+        self.previous_chunk = bool(previous_chunk)
+        # The previous chunk's tokens get their own position embedding: "position p of the chunk before".
+        self.previous_embedding = (
+            nn.Parameter(torch.randn(chunk_size, d_model) * 0.02) if self.previous_chunk else None
+        )
 
         blocks: list[nn.Module] = []
         for layer in range(n_layers):
@@ -164,13 +179,18 @@ class TemporalLatentBottleneck(Memory):
         self._parameters_cache, self._fingerprint_memo = None, None
         return super()._apply(*args, **kwargs)
 
-    def fast_head(self, chunk_inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def fast_head(
+        self, chunk_inputs: torch.Tensor, previous: tuple[torch.Tensor, torch.Tensor] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The part of the fast stream that does not read the slow latents: input projection, position
         embedding and the (causal) self-attention blocks before the first cross-attention block, over
-        whole chunks [S, K, input_dim] -> [S, K, D]; also the first block's keys and values [S, K, 2D]."""
+        whole chunks [S, K, input_dim] -> [S, K, D]; also the first block's keys and values [S, K, 2D].
+
+        ``previous`` (with ``previous_chunk``): the previous chunk's keys and values for the first block
+        [S, K, 2D] (``previous_keys_values``) and whether there is one [S] (none in an episode's first)."""
         h = self.input_proj(chunk_inputs) + self.position_embedding
         first, *others = self.head_blocks
-        h, keys_values = first.forward_with_keys_values(h)
+        h, keys_values = first.forward_with_keys_values(h, *(previous or ()))
         for block in others:
             h = block(h)
         return h, keys_values
@@ -196,13 +216,25 @@ class TemporalLatentBottleneck(Memory):
         return h
 
     def fast_stream(
-        self, chunk_inputs: torch.Tensor, latents: torch.Tensor, reads: list[torch.Tensor] | None = None
+        self,
+        chunk_inputs: torch.Tensor,
+        latents: torch.Tensor,
+        reads: list[torch.Tensor] | None = None,
+        previous: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Causal fast stream over whole chunks: [S, K, input_dim] and [S, N, D] -> [S, K, D] (pre-norm).
 
         With a ``reads`` list, each cross-attention block appends its [S, K, N] attention to the latents.
+        ``previous``: see ``fast_head``.
         """
-        return self.fast_tail(self.fast_head(chunk_inputs)[0], latents, reads)
+        return self.fast_tail(self.fast_head(chunk_inputs, previous)[0], latents, reads)
+
+    def previous_keys_values(self, previous_inputs: torch.Tensor, has_previous: torch.Tensor) -> torch.Tensor:
+        """The first self-attention block's keys and values of previous chunks [S, K, input_dim] -> [S, K, 2D]
+        (zero where ``has_previous`` [S] is false). They depend on the inputs only, never on the latents."""
+        first = self.head_blocks[0]
+        h = self.input_proj(previous_inputs) + self.previous_embedding
+        return first.attn.key_value(first.norm(h)) * has_previous.view(-1, 1, 1)
 
     def slow_update(self, latents: torch.Tensor, fast_out: torch.Tensor) -> torch.Tensor:
         """``G``: the new slow state after a full chunk, from the fast stream's outputs of that chunk."""
@@ -212,6 +244,21 @@ class TemporalLatentBottleneck(Memory):
         return self.ffn_gate(latents, ffn) if self.ffn_gate is not None else latents + ffn
 
     # ------------------------------------------------------------------ the memory interface
+
+    def diagnostics(self, state: MemoryState) -> dict[str, torch.Tensor]:
+        """Per row [B]: ``latent_cosine``, the mean cosine similarity of every pair of slow latents (1: the N
+        latents carry one direction), and ``latent_norm``, their mean L2 norm."""
+        latents = state["latents"].detach()
+        norms = latents.norm(dim=-1)  # [B, N]
+        result = {"latent_norm": norms.mean(dim=1)}
+        if self.n_latents > 1:
+            unit = latents / norms.clamp_min(1e-8).unsqueeze(-1)
+            cosine = unit @ unit.transpose(1, 2)  # [B, N, N]
+            n = self.n_latents
+            result["latent_cosine"] = (cosine.sum(dim=(1, 2)) - cosine.diagonal(dim1=1, dim2=2).sum(1)) / (
+                n * (n - 1)
+            )
+        return result
 
     def initial_state(self, batch_size: int) -> MemoryState:
         return self._initial_state(batch_size, self.weights_fingerprint())
@@ -226,6 +273,15 @@ class TemporalLatentBottleneck(Memory):
         }
         if self.single_self_block:
             state["chunk_keys_values"] = self._anchor.new_zeros(batch_size, self.chunk_size, 2 * self.d_model)
+        if self.previous_chunk:
+            # The inputs of the episode's previous chunk (zero in its first chunk), and for a rollout step the
+            # first block's keys and values of them.
+            state["previous_inputs"] = self._anchor.new_zeros(batch_size, self.chunk_size, self.input_dim)
+            state["has_previous"] = torch.zeros(batch_size, dtype=torch.bool, device=self.device)
+            if self.single_self_block:
+                state["previous_keys_values"] = self._anchor.new_zeros(
+                    batch_size, self.chunk_size, 2 * self.d_model
+                )
         return state
 
     def step(
@@ -242,7 +298,12 @@ class TemporalLatentBottleneck(Memory):
             return state
         position = state["position"].long()
         state = {**state, "weights_fingerprint": torch.full_like(state["weights_fingerprint"], fingerprint)}
-        h, keys_values = self.fast_head(state["chunk_inputs"])
+        previous = self._previous_of(state, recompute=True)
+        if previous is not None and "previous_keys_values" in state:
+            state["previous_keys_values"] = torch.where(
+                stale.view(-1, 1, 1), previous[0], state["previous_keys_values"]
+            )
+        h, keys_values = self.fast_head(state["chunk_inputs"], previous)
         out = self.fast_tail(h, state["latents"])
         done = (self.chunk_positions < position.unsqueeze(1)).unsqueeze(-1)
         rows = (stale & (position > 0)).view(-1, 1, 1)
@@ -250,6 +311,18 @@ class TemporalLatentBottleneck(Memory):
         if "chunk_keys_values" in state:
             state["chunk_keys_values"] = torch.where(rows, keys_values * done, state["chunk_keys_values"])
         return state
+
+    def _previous_of(
+        self, state: MemoryState, recompute: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``fast_head``'s ``previous`` for a state: its cached keys and values of the previous chunk, or
+        with ``recompute`` (or no cache) those of its previous inputs with the current weights."""
+        if not self.previous_chunk:
+            return None
+        has_previous = state["has_previous"].bool()
+        if recompute or "previous_keys_values" not in state:
+            return self.previous_keys_values(state["previous_inputs"], has_previous), has_previous
+        return state["previous_keys_values"], has_previous
 
     def _fast_stream_cached(
         self,
@@ -259,6 +332,7 @@ class TemporalLatentBottleneck(Memory):
         position: torch.Tensor,
         slot: torch.Tensor,
         reads: list[torch.Tensor] | None,
+        previous: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The fast stream's output [B, D] at ``position`` only, when it has a single self-attention block
         (the first): that block attends to the keys and values of the chunk's earlier positions, cached in
@@ -268,7 +342,12 @@ class TemporalLatentBottleneck(Memory):
         normed = first.norm(h).unsqueeze(1)  # [B, 1, D]
         keys_values = torch.where(slot, first.attn.key_value(normed), keys_values)  # [B, K, 2D]
         visible = self.chunk_positions <= position.unsqueeze(1)  # [B, K]
-        h = first.forward_cached(h.unsqueeze(1), keys_values, visible[:, None, None, :], normed)
+        attended = keys_values
+        if previous is not None:
+            previous_keys_values, has_previous = previous
+            attended = torch.cat([previous_keys_values, keys_values], dim=1)
+            visible = torch.cat([has_previous.unsqueeze(1).expand(-1, self.chunk_size), visible], dim=1)
+        h = first.forward_cached(h.unsqueeze(1), attended, visible[:, None, None, :], normed)
         for block in rest:  # cross-attention blocks only
             if reads is not None:
                 reads.append(block.read_weights(h, latents)[:, 0])
@@ -296,12 +375,13 @@ class TemporalLatentBottleneck(Memory):
         # Positions after `position` hold zeros; the causal mask keeps them from affecting this step.
         block_reads: list[torch.Tensor] | None = [] if reads is not None else None
         new_state: MemoryState = {}
+        previous = self._previous_of(state)
         if self.single_self_block:
             out, new_state["chunk_keys_values"] = self._fast_stream_cached(
-                x, state["chunk_keys_values"], latents, position, slot, block_reads
+                x, state["chunk_keys_values"], latents, position, slot, block_reads, previous
             )
         else:
-            out = self.fast_stream(chunk_inputs, latents, block_reads)
+            out = self.fast_stream(chunk_inputs, latents, block_reads, previous)
             out = out.gather(1, position.view(-1, 1, 1).expand(-1, 1, out.shape[2])).squeeze(1)
         # Causality makes this step's output final: keep it for the slow update at the chunk's end.
         chunk_outputs = torch.where(slot, out.unsqueeze(1), state["chunk_outputs"])
@@ -311,11 +391,23 @@ class TemporalLatentBottleneck(Memory):
             per_block = [r if r.dim() == 2 else r[rows, position] for r in block_reads]
             reads.append(torch.stack(per_block).mean(dim=0))
 
+        if self.previous_chunk:
+            for key in ("previous_inputs", "has_previous", "previous_keys_values"):
+                if key in state:
+                    new_state[key] = state[key]
         complete = position == self.chunk_size - 1
         if bool(complete.any()):
             done = complete.nonzero().squeeze(1)
             latents = latents.index_copy(0, done, self.slow_update(latents[done], chunk_outputs[done]))
             finished = complete.view(-1, 1, 1)
+            if self.previous_chunk:
+                # The finished chunk becomes the next chunk's previous one.
+                new_state["previous_inputs"] = torch.where(finished, chunk_inputs, state["previous_inputs"])
+                new_state["has_previous"] = state["has_previous"] | complete
+                if "previous_keys_values" in state:
+                    new_state["previous_keys_values"] = state["previous_keys_values"].index_copy(
+                        0, done, self.previous_keys_values(chunk_inputs[done], complete[done])
+                    )
             chunk_inputs = chunk_inputs.masked_fill(finished, 0.0)
             chunk_outputs = chunk_outputs.masked_fill(finished, 0.0)
             if "chunk_keys_values" in new_state:
@@ -358,7 +450,23 @@ class TemporalLatentBottleneck(Memory):
         packed = source.index_select(0, index(plan.source_index)).view(
             plan.n_segments, k, -1
         )  # generation-major order
-        h, keys_values = self.fast_head(packed)
+        previous_context = None
+        if self.previous_chunk:
+            # Each segment's previous chunk: the segment before it in the sequence, the carried state's
+            # previous chunk (a row's first segment), or none (an episode's first chunk).
+            previous_source = index(plan.previous_source)
+            previous_inputs = torch.cat(
+                [packed, state["previous_inputs"], packed.new_zeros(1, k, packed.shape[2])]
+            ).index_select(0, previous_source)
+            has_previous = torch.cat(
+                [
+                    torch.ones(plan.n_segments, dtype=torch.bool, device=device),
+                    state["has_previous"].bool(),
+                    torch.zeros(1, dtype=torch.bool, device=device),
+                ]
+            ).index_select(0, previous_source)
+            previous_context = (self.previous_keys_values(previous_inputs, has_previous), has_previous)
+        h, keys_values = self.fast_head(packed, previous_context)
         # The first cross-attention block's queries do not depend on the latents either.
         queries = self.tail_blocks[0].queries(h).split(plan.generation_sizes)
 
@@ -394,6 +502,17 @@ class TemporalLatentBottleneck(Memory):
         }
         if self.single_self_block:
             new_state["chunk_keys_values"] = keys_values.index_select(0, last) * done_so_far
+        if previous_context is not None:
+            # A row whose last chunk is complete carries it as the previous one; otherwise its own previous.
+            finished = index(plan.last_complete)
+            new_state["previous_inputs"] = torch.where(
+                finished.view(-1, 1, 1), packed.index_select(0, last), previous_inputs.index_select(0, last)
+            )
+            new_state["has_previous"] = finished | has_previous.index_select(0, last)
+            if self.single_self_block:
+                new_state["previous_keys_values"] = self.previous_keys_values(
+                    new_state["previous_inputs"], new_state["has_previous"]
+                )
         return y.view(batch, length, -1), new_state
 
 
@@ -463,4 +582,18 @@ class SequencePlan:
             self.last_slot,
         )
         self.position_out = (phase[t[-1] + np.arange(batch) * length] + 1) % k
+        self.last_complete = complete[last]
+
+        # Where each slot's previous chunk comes from (``previous_chunk``), indexing cat(the packed segments,
+        # the carried previous chunks [B], a zero chunk): the row's segment before it (generation > 0), the
+        # carried one (a row's first segment continuing its episode), or none (an episode's first chunk).
+        segment_row = first // length
+        continues_carried = (first % length == 0) & ~starts.ravel()[first]
+        previous_of_segment = np.where(
+            seg_generation > 0,
+            slot[np.maximum(np.arange(n_segments) - 1, 0)],
+            np.where(continues_carried, n_segments + segment_row, n_segments + batch),
+        )
+        self.previous_source = np.empty(n_segments, dtype=np.int64)
+        self.previous_source[slot] = previous_of_segment
         self.done_so_far = np.arange(k) < self.position_out[:, None]
