@@ -17,6 +17,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium import spaces
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -27,6 +28,7 @@ from agents.atomic import atomic_write
 from agents.evaluation import episode_success, protocol_name
 from agents.ppo import MemoryPPO
 from envs.suites import SuiteSide
+from policies.policy import state_to_tensor
 
 # A GIF frame is at most this wide (MiniGrid tiles are sized to fit, other renderings are scaled down).
 GIF_WIDTH = 320
@@ -139,10 +141,11 @@ def record_gif(
 
 def attention_episode(
     model: MemoryPPO, side: SuiteSide, deterministic: bool, seed: int
-) -> tuple[np.ndarray, str, str]:
+) -> tuple[np.ndarray, dict[str, np.ndarray], str, str]:
     """Run one episode of ``side`` with ``policy.predict_with_reads``; returns the [T, N] reads of the slow
-    latents (each step's cross-attention to them, averaged over heads and blocks), the mission and the
-    outcome (``outcome_of``).
+    latents (each step's cross-attention to them, averaged over heads and blocks), the memory's diagnostics
+    of the state after each step ({name: [T]}, e.g. the latents' mean pairwise cosine and norm), the mission
+    and the outcome (``outcome_of``).
 
     :raises ValueError: for a model whose memory has no slow latents
     """
@@ -151,6 +154,7 @@ def attention_episode(
         raise ValueError(f"the model's memory {policy.memory_name} has no slow latents to plot: only tlb has")
     env = side.make_env()
     reads_per_step: list[np.ndarray] = []
+    diagnostics: dict[str, list[float]] = {}
     info: dict[str, Any] = {}
     try:
         obs, _ = env.reset(seed=seed)
@@ -159,21 +163,29 @@ def attention_episode(
         while not done:
             action, state, reads = policy.predict_with_reads(obs, state, episode_start, deterministic)
             reads_per_step.append(reads[0])
+            with torch.no_grad():
+                step_diagnostics = policy.memory_diagnostics(state_to_tensor(state, policy.device))
+            for name, value in step_diagnostics.items():
+                diagnostics.setdefault(name, []).append(float(value[0]))
             obs, _, terminated, truncated, info = env.step(single_action(model, action))
             episode_start, done = np.zeros(1, dtype=bool), terminated or truncated
     finally:
         env.close()
-    return np.stack(reads_per_step), mission, outcome_of(info)
+    series = {name: np.asarray(values) for name, values in diagnostics.items()}
+    return np.stack(reads_per_step), series, mission, outcome_of(info)
 
 
 def plot_attention(model: MemoryPPO, side: SuiteSide, path: Path, deterministic: bool, seed: int) -> str:
-    """Write the attention heatmap of one episode of ``side`` to ``path`` (PNG); returns a summary line."""
-    reads, mission, outcome = attention_episode(model, side, deterministic, seed)
+    """Write the attention heatmap of one episode of ``side`` to ``path`` (PNG), above a panel of the slow
+    latents' diversity after each step (mean pairwise cosine, mean norm); returns a summary line."""
+    reads, diagnostics, mission, outcome = attention_episode(model, side, deterministic, seed)
     steps, n_latents = reads.shape
     chunk = int(model.policy.memory.chunk_size)
-    figure = Figure(figsize=(min(20.0, max(6.0, steps / 12)), 1.8 + 0.45 * n_latents), layout="constrained")
+    figure = Figure(figsize=(min(20.0, max(6.0, steps / 12)), 3.6 + 0.45 * n_latents), layout="constrained")
     FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    axes, diversity_axes = figure.subplots(
+        2, 1, sharex=True, gridspec_kw={"height_ratios": [1.2 + 0.45 * n_latents, 1.8]}
+    )
     heatmap = axes.imshow(
         reads.T,
         aspect="auto",
@@ -194,7 +206,6 @@ def plot_attention(model: MemoryPPO, side: SuiteSide, path: Path, deterministic:
             alpha=0.5 if dense else 0.9,
             linestyle="--",
         )
-    axes.set_xlabel(f"episode step (dashed: chunk boundaries every {chunk} steps, the slow latents update)")
     axes.set_ylabel("slow latent")
     axes.set_yticks(range(n_latents))
     protocol = protocol_name(deterministic)
@@ -205,9 +216,33 @@ def plot_attention(model: MemoryPPO, side: SuiteSide, path: Path, deterministic:
     )
     axes.set_title(title, fontsize=10)
     figure.colorbar(heatmap, ax=axes, label="attention weight")
+    plot_latent_diversity(diversity_axes, diagnostics, steps)
+    diversity_axes.set_xlabel(
+        f"episode step (dashed: chunk boundaries every {chunk} steps, the slow latents update)"
+    )
     # bbox_inches="tight": long titles and labels stay whole.
     atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight"))
-    return (
+    summary = (
         f"{steps} steps of {side.env_id} ({outcome}, {protocol} actions), {n_latents} latents, "
         f"chunk size {chunk}"
     )
+    if "latent_cosine" in diagnostics:
+        summary += (
+            f", latents' mean pairwise cosine {diagnostics['latent_cosine'][-1]:.2f} and norm "
+            f"{diagnostics['latent_norm'][-1]:.1f} at the end"
+        )
+    return summary
+
+
+def plot_latent_diversity(axes: Any, diagnostics: dict[str, np.ndarray], steps: int) -> None:
+    """The latents' mean pairwise cosine (left axis, 1: collapsed into one direction) and mean norm (right
+    axis) after each step: the two signs of the collapse of the N latents into one vector."""
+    step_index = np.arange(steps)
+    if "latent_cosine" in diagnostics:
+        axes.plot(step_index, diagnostics["latent_cosine"], color="tab:red", label="mean pairwise cosine")
+        axes.set_ylim(-1.05, 1.05)
+        axes.set_ylabel("cosine", color="tab:red")
+    norm_axes = axes.twinx()
+    norm_axes.plot(step_index, diagnostics["latent_norm"], color="tab:blue", label="mean norm")
+    norm_axes.set_ylabel("norm", color="tab:blue")
+    axes.set_title("slow latents after each step", fontsize=9)

@@ -100,6 +100,8 @@ def test_evaluate_env_writes_table_json_gif_and_attention(
     table_row = next(line for line in stdout.splitlines() if line.startswith("heldout "))
     assert " sampled " in table_row
     assert "sampled actions" in stdout.split("gif:")[1] and "sampled actions" in stdout.split("attention:")[1]
+    # The attention plot reports the slow latents' diversity (their collapse into one vector shows there).
+    assert "latents' mean pairwise cosine" in stdout.split("attention:")[1]
 
     rows = json.loads(out["rows.json"].read_text())
     assert isinstance(rows, list) and len(rows) == 1
