@@ -201,6 +201,11 @@ MEMORY_FLAGS: dict[str, tuple[str, type, str]] = {
         bool,
         "the fast stream also attends to the previous chunk's steps (tlb; default off)",
     ),
+    "--normalize-latents": (
+        "normalize_latents",
+        bool,
+        "LayerNorm the slow latents after each residual of their update (tlb; default off)",
+    ),
     "--latent-init-std": (
         "latent_init_std",
         float,

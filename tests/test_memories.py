@@ -20,6 +20,7 @@ TINY_KWARGS: dict[str, dict] = {
     "tlb-previous-deep": dict(
         d_model=16, n_latents=2, chunk_size=3, n_heads=2, n_layers=2, previous_chunk=True, gate="gru"
     ),
+    "tlb-normalized": dict(d_model=16, n_latents=2, chunk_size=3, n_heads=2, normalize_latents=True),
     "lstm": dict(hidden_size=8, n_layers=2),
     "gru": dict(hidden_size=8),
     "transformer": dict(d_model=16, window=5, n_heads=2, n_layers=2),
@@ -337,3 +338,19 @@ def test_tlb_latent_init_std_sets_the_spread_of_the_initial_latents() -> None:
     narrow = TemporalLatentBottleneck(d_model=64, n_latents=8, input_dim=INPUT_DIM)
     assert 0.8 < float(wide.initial_latents.detach().std()) < 1.2
     assert float(narrow.initial_latents.detach().std()) < 0.03
+
+
+def test_tlb_normalized_latents_keep_their_norm_over_many_chunks() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(2, 64, INPUT_DIM)
+    starts = torch.zeros(2, 64, dtype=torch.bool)
+    starts[:, 0] = True
+    norms = {}
+    for normalize in (False, True):
+        memory = TemporalLatentBottleneck(
+            d_model=16, n_latents=2, chunk_size=4, n_heads=2, normalize_latents=normalize, input_dim=INPUT_DIM
+        )
+        _, state = memory.sequence(x, memory.initial_state(2), starts)
+        norms[normalize] = float(memory.diagnostics(state)["latent_norm"].mean())
+    assert norms[True] == pytest.approx(16**0.5, rel=0.05)  # LayerNorm's scale at initialisation
+    assert norms[False] > 3 * norms[True]  # 16 plain residual updates pile up

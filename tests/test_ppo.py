@@ -83,6 +83,7 @@ def test_first_update_has_zero_approx_kl(memory: str) -> None:
 TLB_OPTIONS = [
     dict(previous_chunk=True),
     dict(latent_init_std=1.0),
+    dict(normalize_latents=True, latent_init_std=1.0),
     dict(previous_chunk=True, gate="gru", n_layers=2),
 ]
 

@@ -68,6 +68,9 @@ class TemporalLatentBottleneck(Memory):
     :param previous_chunk: the first self-attention block also attends to every step of the episode's
         previous chunk (as Block-Recurrent Transformers do), so a chunk's first steps see more than their own
         inputs and the slow latents. Off in the paper's configuration.
+    :param normalize_latents: a LayerNorm after each residual of the slow update (post-norm), so the latents'
+        norm stays put: with the paper's plain residuals it grows by about the same amount every chunk, and
+        after many chunks each new update turns the latents less and less.
     :param latent_init_std: standard deviation of the learned initial latents ``I_0`` at initialisation.
         At 0.02 (small, as for the other embeddings) the first slow update swamps ``I_0`` and the N latents
         collapse into nearly one vector; at 1.0 they start as far apart as the updates are large.
@@ -85,6 +88,7 @@ class TemporalLatentBottleneck(Memory):
         ffn_mult: int = 2,
         gate: str = "none",
         previous_chunk: bool = False,
+        normalize_latents: bool = False,
         latent_init_std: float = 0.02,
         input_dim: int | None = None,
     ) -> None:
@@ -138,6 +142,9 @@ class TemporalLatentBottleneck(Memory):
         self.update_ffn = FeedForward(d_model, ffn_mult)
         self.attn_gate = GRUGate(d_model) if gate == "gru" else None
         self.ffn_gate = GRUGate(d_model) if gate == "gru" else None
+        self.post_norms = (
+            nn.ModuleList([nn.LayerNorm(d_model), nn.LayerNorm(d_model)]) if normalize_latents else None
+        )
         self.register_buffer("chunk_positions", torch.arange(chunk_size), persistent=False)
         self._parameters_cache: list[nn.Parameter] | None = None
         self._fingerprint_memo: tuple[int, int] | None = None  # (sum of parameter versions, fingerprint)
@@ -240,8 +247,11 @@ class TemporalLatentBottleneck(Memory):
         """``G``: the new slow state after a full chunk, from the fast stream's outputs of that chunk."""
         read = self.update_attn(self.update_norm_latents(latents), self.update_norm_chunk(fast_out))
         latents = self.attn_gate(latents, read) if self.attn_gate is not None else latents + read
+        if self.post_norms is not None:
+            latents = self.post_norms[0](latents)
         ffn = self.update_ffn(latents)
-        return self.ffn_gate(latents, ffn) if self.ffn_gate is not None else latents + ffn
+        latents = self.ffn_gate(latents, ffn) if self.ffn_gate is not None else latents + ffn
+        return self.post_norms[1](latents) if self.post_norms is not None else latents
 
     # ------------------------------------------------------------------ the memory interface
 
