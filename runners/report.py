@@ -12,6 +12,11 @@ aggregate over tasks (normalised scores), the report gives:
 * performance profiles (fraction of runs above each score);
 * ``report.md``: the tables (seeds, IQM [95% CI], mean [95% CI], frames to threshold where the task has
   one, frames, fps), the command that produced the study, the machine and the date.
+
+For a suite (runs trained on its training side, evaluated on ``train`` and ``heldout/<side>``), a
+**generalization view** first: per memory, the IQM [95% CI] on every side and the generalization gap (IQM of
+the per-run differences train - held-out side), in a table and a grouped bar chart. A run that lacks a side
+the suite's other runs have is named in a warning and marked missing in that side's cells, never dropped.
 """
 
 from __future__ import annotations
@@ -95,6 +100,25 @@ def default_metric(env_id: str) -> str:
         return "mean_return"
 
 
+def config_env_id(config: dict[str, Any]) -> str:
+    """The env a run trained on: ``env_id`` (runners.bc), ``env``, or for a suite run its training side's
+    env (a suite that fixes its envs, e.g. ``memory-length``, leaves ``env`` empty; without this its runs
+    would be scored by mean return instead of the success rate of their MiniGrid envs)."""
+    env_id = config.get("env_id") or (None if config.get("suite") else config.get("env"))
+    if env_id:
+        return str(env_id)
+    if config.get("suite"):
+        from envs.suites import get_suite
+
+        try:
+            return get_suite(config["suite"], config.get("env")).train.env_id
+        except ValueError:
+            train = (config.get("eval_envs") or {}).get("train")  # "ENV_ID, seeds 0-999"
+            if train:
+                return str(train).split(",")[0]
+    return str(config.get("env") or "?")
+
+
 def load_run(run_dir: Path) -> Run:
     """Read one run directory.
 
@@ -117,7 +141,7 @@ def load_run(run_dir: Path) -> Run:
         raise ValueError("final_eval.json holds no evaluation")
     summary_path = run_dir / "run_summary.json"
     summary = read_json(summary_path) if summary_path.is_file() else {}
-    env_id = config.get("env_id") or config.get("env") or "?"
+    env_id = config_env_id(config)
     task = trial.get("task") or config.get("suite") or env_id
     score = trial.get("score")
     metric = score["metric"] if score else default_metric(env_id)
@@ -176,6 +200,80 @@ def group_tasks(runs: list[Run]) -> list[TaskScores]:
     return list(tasks.values())
 
 
+TRAIN_SIDE = "train"
+HELDOUT_PREFIX = "heldout/"
+
+
+def natural_key(text: str) -> list[Any]:
+    """Sort key reading runs of digits as numbers: ``MemoryS9`` before ``MemoryS11`` (final_eval.json
+    stores its sides in alphabetical order, which would put S11 and S13 first)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+@dataclass
+class SuiteScores:
+    """The final scores of one suite task on each of its sides, by label (runs ordered by seed): what the
+    generalization view compares. ``sides`` is ``train`` then every ``heldout/<side>`` any run has."""
+
+    name: str
+    metric: str
+    sides: list[str]
+    runs: dict[str, list[Run]] = field(default_factory=dict)
+
+    def having(self, label: str, *sides: str) -> list[Run]:
+        """The runs of ``label`` whose final evaluation has every one of ``sides``."""
+        return [run for run in self.runs[label] if all(side in run.final for side in sides)]
+
+    def scores(self, label: str, side: str) -> np.ndarray:
+        """The final scores on ``side`` of the runs of ``label`` that have it."""
+        return np.array([run_metric(run.final[side], self.metric) for run in self.having(label, side)])
+
+    def gaps(self, label: str, side: str) -> np.ndarray:
+        """Per run of ``label`` with both sides: its training score minus its score on ``side``."""
+        return np.array(
+            [
+                run_metric(run.final[TRAIN_SIDE], self.metric) - run_metric(run.final[side], self.metric)
+                for run in self.having(label, TRAIN_SIDE, side)
+            ]
+        )
+
+
+def group_suites(runs: list[Run]) -> list[SuiteScores]:
+    """One SuiteScores per suite task: a task whose runs' final evaluations have a ``train`` side and
+    ``heldout/<side>`` sides (plain-env tasks, evaluated on ``heldout`` only, have no generalization view)."""
+    by_task: dict[str, list[Run]] = defaultdict(list)
+    for run in sorted(runs, key=lambda run: (run.task, run.label, run.seed)):
+        by_task[run.task].append(run)
+    suites = []
+    for name, task_runs in by_task.items():
+        sides = {side for run in task_runs for side in run.final}
+        heldout = sorted((s for s in sides if s.startswith(HELDOUT_PREFIX)), key=natural_key)
+        if TRAIN_SIDE not in sides or not heldout:
+            continue
+        suite = SuiteScores(name, task_runs[0].metric, [TRAIN_SIDE, *heldout])
+        for run in task_runs:
+            suite.runs.setdefault(run.label, []).append(run)
+        suites.append(suite)
+    return suites
+
+
+def missing_side_warnings(suite: SuiteScores) -> list[str]:
+    """One line per run that lacks a side other runs of the suite have, naming the run dir: such a run is
+    left out of that side's scores and gaps only, and the report says so instead of dropping it."""
+    runs = [run for label_runs in suite.runs.values() for run in label_runs]
+    problems = []
+    for run in runs:
+        for side in suite.sides:
+            if side not in run.final:
+                others = sum(side in other.final for other in runs)
+                problems.append(
+                    f"{run.run_dir} ({run.label}, seed {run.seed}) has no final evaluation on {side}, which "
+                    f"{others} other run(s) of {suite.name} have: it is left out of that side's IQM and gap "
+                    "and kept on its other sides"
+                )
+    return problems
+
+
 # ---------------------------------------------------------------------- statistics (rliable)
 
 
@@ -231,6 +329,54 @@ def frames_to_threshold(run: Run, side: str, threshold: float) -> int | None:
         if value >= threshold:
             return frames
     return None
+
+
+@dataclass
+class Estimate:
+    """The IQM of one label's scores with its 95% interval, from ``runs`` of the label's ``total`` runs
+    (fewer where some runs lack the side); no point when no run has it."""
+
+    point: float | None
+    low: float | None
+    high: float | None
+    runs: int
+    total: int
+
+
+def iqm_estimates(
+    values: dict[str, np.ndarray], totals: dict[str, int], seed: int = 0
+) -> dict[str, Estimate]:
+    """IQM [95% CI] per label of one column of scores (``interval_estimates``, seeded: reproducible);
+    labels without any value get an Estimate without a point."""
+    present = {label: column[:, None] for label, column in values.items() if len(column)}
+    points, intervals = interval_estimates(present, seed=seed) if present else ({}, {})
+    estimates = {}
+    for label, column in values.items():
+        if label in present:
+            low, high = intervals[label][0][0], intervals[label][1][0]
+            estimates[label] = Estimate(
+                float(points[label][0]), float(low), float(high), len(column), totals[label]
+            )
+        else:
+            estimates[label] = Estimate(None, None, None, 0, totals[label])
+    return estimates
+
+
+def generalization_estimates(
+    suite: SuiteScores,
+) -> tuple[dict[str, dict[str, Estimate]], dict[str, dict[str, Estimate]]]:
+    """Per side, the IQM [95% CI] of each label's scores; per held-out side, of each label's generalization
+    gaps (train - side, per run). Each uses only the runs that have the side (and ``train``, for a gap)."""
+    totals = {label: len(runs) for label, runs in suite.runs.items()}
+    scores = {
+        side: iqm_estimates({label: suite.scores(label, side) for label in suite.runs}, totals)
+        for side in suite.sides
+    }
+    gaps = {
+        side: iqm_estimates({label: suite.gaps(label, side) for label in suite.runs}, totals)
+        for side in suite.sides[1:]
+    }
+    return scores, gaps
 
 
 def common_curve(runs: list[Run], side: str) -> tuple[np.ndarray, np.ndarray]:
@@ -357,6 +503,59 @@ def plot_profiles(score_dict: dict[str, np.ndarray], xlabel: str, path: Path) ->
     return save(fig, path)
 
 
+def plot_generalization(suite: SuiteScores, scores: dict[str, dict[str, Estimate]], path: Path) -> str:
+    """Grouped bars: a group per side (train first), a bar per label at its IQM with the 95% interval as
+    error bars. A bar from fewer than all of the label's runs is hatched and marked ``n/N``; a side no run of
+    the label has is marked ``missing``."""
+    import matplotlib.pyplot as plt
+
+    labels = list(suite.runs)
+    width = 0.8 / len(labels)
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 + 1.1 * len(suite.sides) * max(1, len(labels) / 2)), 4))
+    for index, label in enumerate(labels):
+        x = np.arange(len(suite.sides)) + (index - (len(labels) - 1) / 2) * width
+        estimates = [scores[side][label] for side in suite.sides]
+        heights = [math.nan if e.point is None else e.point for e in estimates]
+        errors = np.array(
+            [
+                [0.0, 0.0] if e.point is None else [max(0.0, e.point - e.low), max(0.0, e.high - e.point)]
+                for e in estimates
+            ]
+        ).T
+        bars = ax.bar(
+            x,
+            heights,
+            width,
+            yerr=errors,
+            capsize=3,
+            color=f"C{index}",
+            label=f"{label} ({len(suite.runs[label])} seeds)",
+        )
+        for bar, estimate in zip(bars, estimates):
+            if estimate.point is None:
+                ax.text(
+                    bar.get_x() + width / 2, 0, "missing", rotation=90, ha="center", va="bottom", fontsize=7
+                )
+            elif estimate.runs < estimate.total:
+                bar.set_hatch("//")
+                ax.text(
+                    bar.get_x() + width / 2,
+                    estimate.high,
+                    f"{estimate.runs}/{estimate.total}",
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
+    ax.set_xticks(np.arange(len(suite.sides)))
+    ax.set_xticklabels([side.removeprefix(HELDOUT_PREFIX) for side in suite.sides], fontsize=8)
+    ax.set_xlabel("side (train, then held out)")
+    ax.set_ylabel(f"{suite.metric.replace('_', ' ')} (IQM over seeds)")
+    ax.set_title(f"Generalization: {suite.name}, IQM and 95% CI", fontsize=10)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    return save(fig, path)
+
+
 # ---------------------------------------------------------------------- the report
 
 
@@ -462,6 +661,59 @@ def task_section(task: TaskScores, plots: Path, lines: list[str]) -> None:
     )
 
 
+def estimate_cell(estimate: Estimate) -> str:
+    """``IQM [low, high]``, with ``from n of N runs; missing (N-n of N runs)`` where some runs lack the side,
+    and ``missing (N of N runs)`` where all do."""
+    missing = f"missing ({estimate.total - estimate.runs} of {estimate.total} runs)"
+    if estimate.point is None:
+        return missing
+    text = f"{fmt(estimate.point)} [{fmt(estimate.low)}, {fmt(estimate.high)}]"
+    return (
+        text
+        if estimate.runs == estimate.total
+        else f"{text} from {estimate.runs} of {estimate.total} runs; {missing}"
+    )
+
+
+def generalization_section(suite: SuiteScores, plots: Path, lines: list[str]) -> list[str]:
+    """The generalization view of one suite: per label, the IQM [95% CI] on every side and the gap (train -
+    held-out side) per held-out side, the protocol under the table, then the grouped bar chart. Returns the
+    warnings about runs missing a side (also written in the section)."""
+    runs = [run for label_runs in suite.runs.values() for run in label_runs]
+    problems = missing_side_warnings(suite)
+    scores, gaps = generalization_estimates(suite)
+    heldout = suite.sides[1:]
+    metric = suite.metric.replace("_", " ")
+    lines += [
+        f"## Generalization: {suite.name}",
+        "",
+        f"IQM over seeds [95% CI] of the {metric} on the training side and on each held-out side, and the "
+        "generalization gap per held-out side: the IQM [95% CI] of each run's train - held-out score "
+        "(positive: worse on held-out levels).",
+        "",
+        "| memory | seeds | "
+        + " | ".join(f"{side} IQM [95% CI]" for side in suite.sides)
+        + " | "
+        + " | ".join(f"gap train - {side.removeprefix(HELDOUT_PREFIX)} [95% CI]" for side in heldout)
+        + " |",
+        "|---|---|" + "---|" * (len(suite.sides) + len(heldout)),
+    ]
+    for label, label_runs in suite.runs.items():
+        cells = [estimate_cell(scores[side][label]) for side in suite.sides]
+        cells += [estimate_cell(gaps[side][label]) for side in heldout]
+        lines.append(f"| {label} | {len(label_runs)} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Score: {metric} of the final evaluation after the budget (raw; {protocol(runs)}; trained on "
+        f"{runs[0].env_id}).",
+    ]
+    if problems:
+        lines += ["", *[f"Warning: {problem}." for problem in problems]]
+    image = plot_generalization(suite, scores, plots / f"generalization_{slug(suite.name)}.png")
+    lines += ["", f"![{image}]({PLOTS_DIR}/{image})", ""]
+    return problems
+
+
 def aggregate_section(tasks: list[TaskScores], plots: Path, lines: list[str]) -> None:
     """IQM / mean / PoI / profiles over the normalised scores of every benchmark task."""
     normalisable = [task for task in tasks if task.normalisation is not None and task.side == "heldout"]
@@ -541,6 +793,9 @@ def write_report(directories: list[Path], out: Path) -> Path:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # rliable/numpy warn on degenerate bootstraps (all-equal scores)
             aggregate_section(tasks, plots, lines)
+            for suite in group_suites(runs):
+                for problem in generalization_section(suite, plots, lines):
+                    print(f"warning: {problem}", file=sys.stderr)
             lines += ["## Per task", ""]
             for task in tasks:
                 task_section(task, plots, lines)
