@@ -201,6 +201,11 @@ MEMORY_FLAGS: dict[str, tuple[str, type, str]] = {
         bool,
         "the fast stream also attends to the previous chunk's steps (tlb; default off)",
     ),
+    "--input-shift": (
+        "input_shift",
+        int,
+        "each token also sees the inputs of this many earlier steps directly (tlb; default 0)",
+    ),
     "--normalize-latents": (
         "normalize_latents",
         bool,

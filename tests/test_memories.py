@@ -20,6 +20,10 @@ TINY_KWARGS: dict[str, dict] = {
     "tlb-previous-deep": dict(
         d_model=16, n_latents=2, chunk_size=3, n_heads=2, n_layers=2, previous_chunk=True, gate="gru"
     ),
+    "tlb-shift": dict(d_model=16, n_latents=2, chunk_size=4, n_heads=2, input_shift=2),
+    "tlb-shift-all": dict(
+        d_model=16, n_latents=2, chunk_size=3, n_heads=2, n_layers=2, input_shift=3, previous_chunk=True
+    ),
     "tlb-normalized": dict(d_model=16, n_latents=2, chunk_size=3, n_heads=2, normalize_latents=True),
     "lstm": dict(hidden_size=8, n_layers=2),
     "gru": dict(hidden_size=8),
@@ -115,7 +119,7 @@ def test_tlb_gradient_flows_from_chunk_3_to_chunk_1() -> None:
     starts = torch.zeros(2, 12, dtype=torch.bool)
     starts[:, 0] = True
     y, _ = memory.sequence(x, memory.initial_state(2), starts)
-    y[:, 8:12].sum().backward()  # a loss on chunk 3 only
+    (y[:, 8:12] * torch.randn(16)).sum().backward()  # a loss on chunk 3 only (not a plain sum: LayerNorm)
     assert x.grad[:, 0:4].abs().sum() > 0  # reaches chunk 1 through two slow updates
     # ...and through the slow stream alone: the fast stream never sees other chunks directly.
     assert x.grad[:, 4:8].abs().sum() > 0
@@ -147,6 +151,8 @@ def test_tlb_sequence_loops_over_chunks_not_steps(monkeypatch: pytest.MonkeyPatc
         dict(n_layers=3, cross_every=1),
         dict(previous_chunk=True),
         dict(previous_chunk=True, n_layers=2, cross_every=2),
+        dict(input_shift=3, normalize_latents=True),
+        dict(input_shift=8, previous_chunk=True, n_layers=2, cross_every=2),
     ],
 )
 def test_tlb_sequence_equals_folded_steps_for_random_episode_boundaries(length: int, kwargs: dict) -> None:
@@ -169,10 +175,10 @@ def test_tlb_sequence_equals_folded_steps_for_random_episode_boundaries(length: 
         assert (state_steps[key].float() - state_seq[key].float()).abs().max() < 1e-5, key
 
 
-@pytest.mark.parametrize("previous_chunk", [False, True])
+@pytest.mark.parametrize("previous_chunk, input_shift", [(False, 0), (True, 0), (False, 2)])
 @pytest.mark.parametrize("n_layers", [1, 2])
 def test_tlb_steps_after_a_weight_change_replay_the_chunk_like_sequence(
-    n_layers: int, previous_chunk: bool
+    n_layers: int, previous_chunk: bool, input_shift: int
 ) -> None:
     """A state carries caches of its chunk so far (fast-stream outputs, keys and values); after an
     optimizer step a rollout continuing that chunk must use the new weights for it, as training does."""
@@ -184,6 +190,7 @@ def test_tlb_steps_after_a_weight_change_replay_the_chunk_like_sequence(
         n_heads=2,
         n_layers=n_layers,
         previous_chunk=previous_chunk,
+        input_shift=input_shift,
         input_dim=INPUT_DIM,
     )
     batch = 3
@@ -248,6 +255,7 @@ def test_tlb_weights_fingerprint_follows_the_values_of_the_weights() -> None:
         (dict(n_layers=1, cross_every=2), "cross_every=2 exceeds n_layers=1"),
         (dict(gate="lstm"), "unknown gate"),
         (dict(latent_init_std=0.0), "latent_init_std must be positive"),
+        (dict(chunk_size=4, input_shift=5), "input_shift must be an integer from 0 to chunk_size=4"),
     ],
 )
 def test_tlb_bad_arguments_say_what_to_change(kwargs: dict, message: str) -> None:
@@ -295,7 +303,7 @@ def test_tlb_previous_chunk_is_read_directly_and_only_one_chunk_back(previous_ch
     starts = torch.zeros(1, 12, dtype=torch.bool)
     starts[0, 0] = True
     y, state = memory.sequence(x, memory.initial_state(1), starts)
-    y[0, 8].sum().backward()  # the first step of chunk 3
+    (y[0, 8] * torch.randn(16)).sum().backward()  # the first step of chunk 3 (a LayerNorm's sum is constant)
     from_previous = x.grad[0, 4:8].abs().sum()
     assert (from_previous > 0) == previous_chunk
     assert x.grad[0, 0:4].abs().sum() == 0  # two chunks back: not attended
@@ -354,3 +362,17 @@ def test_tlb_normalized_latents_keep_their_norm_over_many_chunks() -> None:
         norms[normalize] = float(memory.diagnostics(state)["latent_norm"].mean())
     assert norms[True] == pytest.approx(16**0.5, rel=0.05)  # LayerNorm's scale at initialisation
     assert norms[False] > 3 * norms[True]  # 16 plain residual updates pile up
+
+
+@pytest.mark.parametrize("input_shift", [0, 2])
+def test_tlb_input_shift_reads_exactly_the_steps_before_it_across_chunks(input_shift: int) -> None:
+    """With the slow stream frozen and no previous-chunk attention, the first step of chunk 2 sees chunk 1
+    only through the shift: exactly its last ``input_shift`` steps."""
+    memory = frozen_slow_stream(input_shift=input_shift)
+    x = torch.randn(1, 8, INPUT_DIM, requires_grad=True)
+    starts = torch.zeros(1, 8, dtype=torch.bool)
+    starts[0, 0] = True
+    y, _ = memory.sequence(x, memory.initial_state(1), starts)
+    (y[0, 4] * torch.randn(16)).sum().backward()  # (the sum of a LayerNorm's output is constant)
+    reached = [bool(x.grad[0, t].abs().sum() > 0) for t in range(4)]
+    assert reached == [t >= 4 - input_shift for t in range(4)]

@@ -84,6 +84,7 @@ TLB_OPTIONS = [
     dict(previous_chunk=True),
     dict(latent_init_std=1.0),
     dict(normalize_latents=True, latent_init_std=1.0),
+    dict(input_shift=2),
     dict(previous_chunk=True, gate="gru", n_layers=2),
 ]
 

@@ -68,6 +68,10 @@ class TemporalLatentBottleneck(Memory):
     :param previous_chunk: the first self-attention block also attends to every step of the episode's
         previous chunk (as Block-Recurrent Transformers do), so a chunk's first steps see more than their own
         inputs and the slow latents. Off in the paper's configuration.
+    :param input_shift: each step's token also gets a learned linear map of the inputs of the ``input_shift``
+        steps before it in the episode (a short causal convolution, as RWKV's token shift and Mamba's
+        convolution), so what changed since the last step is one linear map away; at most ``chunk_size``.
+        0 (the paper) for none.
     :param normalize_latents: a LayerNorm after each residual of the slow update (post-norm), so the latents'
         norm stays put: with the paper's plain residuals it grows by about the same amount every chunk, and
         after many chunks each new update turns the latents less and less.
@@ -88,6 +92,7 @@ class TemporalLatentBottleneck(Memory):
         ffn_mult: int = 2,
         gate: str = "none",
         previous_chunk: bool = False,
+        input_shift: int = 0,
         normalize_latents: bool = False,
         latent_init_std: float = 0.02,
         input_dim: int | None = None,
@@ -103,6 +108,11 @@ class TemporalLatentBottleneck(Memory):
                 f"cross_every={cross_every} exceeds n_layers={n_layers}: the fast stream would never read "
                 "the slow latents; use cross_every <= n_layers"
             )
+        if int(input_shift) != input_shift or not 0 <= input_shift <= chunk_size:
+            raise ValueError(
+                f"input_shift must be an integer from 0 to chunk_size={chunk_size}, got {input_shift!r} "
+                "(the number of earlier steps each token sees directly, e.g. 1)"
+            )
         if not latent_init_std > 0:
             raise ValueError(f"latent_init_std must be positive, got {latent_init_std!r} (e.g. 0.02 or 1.0)")
         if gate not in GATES:
@@ -115,6 +125,12 @@ class TemporalLatentBottleneck(Memory):
         self.position_embedding = nn.Parameter(torch.randn(chunk_size, d_model) * 0.02)
         self.initial_latents = nn.Parameter(torch.randn(n_latents, d_model) * latent_init_std)
         self.previous_chunk = bool(previous_chunk)
+        self.input_shift = int(input_shift)
+        self.shift_proj = (
+            nn.Linear(self.input_dim * self.input_shift, d_model, bias=False) if self.input_shift else None
+        )
+        # Both options read the inputs of the episode's previous chunk, which the state then carries.
+        self.keeps_previous_inputs = self.previous_chunk or self.input_shift > 0
         # The previous chunk's tokens get their own position embedding: "position p of the chunk before".
         self.previous_embedding = (
             nn.Parameter(torch.randn(chunk_size, d_model) * 0.02) if self.previous_chunk else None
@@ -146,6 +162,7 @@ class TemporalLatentBottleneck(Memory):
             nn.ModuleList([nn.LayerNorm(d_model), nn.LayerNorm(d_model)]) if normalize_latents else None
         )
         self.register_buffer("chunk_positions", torch.arange(chunk_size), persistent=False)
+        self.register_buffer("shift_offsets", torch.arange(1, self.input_shift + 1), persistent=False)
         self._parameters_cache: list[nn.Parameter] | None = None
         self._fingerprint_memo: tuple[int, int] | None = None  # (sum of parameter versions, fingerprint)
 
@@ -187,15 +204,27 @@ class TemporalLatentBottleneck(Memory):
         return super()._apply(*args, **kwargs)
 
     def fast_head(
-        self, chunk_inputs: torch.Tensor, previous: tuple[torch.Tensor, torch.Tensor] | None = None
+        self,
+        chunk_inputs: torch.Tensor,
+        previous: tuple[torch.Tensor, torch.Tensor] | None = None,
+        previous_inputs: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The part of the fast stream that does not read the slow latents: input projection, position
         embedding and the (causal) self-attention blocks before the first cross-attention block, over
         whole chunks [S, K, input_dim] -> [S, K, D]; also the first block's keys and values [S, K, 2D].
 
         ``previous`` (with ``previous_chunk``): the previous chunk's keys and values for the first block
-        [S, K, 2D] (``previous_keys_values``) and whether there is one [S] (none in an episode's first)."""
+        [S, K, 2D] (``previous_keys_values``) and whether there is one [S] (none in an episode's first).
+        ``previous_inputs`` (with ``input_shift``): the previous chunk's inputs [S, K, input_dim] (zero in an
+        episode's first chunk)."""
         h = self.input_proj(chunk_inputs) + self.position_embedding
+        if self.shift_proj is not None:
+            assert previous_inputs is not None
+            window = torch.cat([previous_inputs, chunk_inputs], dim=1)  # [S, 2K, input_dim]
+            k = self.chunk_size
+            earlier = [window[:, k - j : 2 * k - j] for j in range(1, self.input_shift + 1)]
+            shifted = torch.cat(earlier, dim=-1)
+            h = h + self.shift_proj(shifted)
         first, *others = self.head_blocks
         h, keys_values = first.forward_with_keys_values(h, *(previous or ()))
         for block in others:
@@ -228,13 +257,14 @@ class TemporalLatentBottleneck(Memory):
         latents: torch.Tensor,
         reads: list[torch.Tensor] | None = None,
         previous: tuple[torch.Tensor, torch.Tensor] | None = None,
+        previous_inputs: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Causal fast stream over whole chunks: [S, K, input_dim] and [S, N, D] -> [S, K, D] (pre-norm).
 
         With a ``reads`` list, each cross-attention block appends its [S, K, N] attention to the latents.
-        ``previous``: see ``fast_head``.
+        ``previous``, ``previous_inputs``: see ``fast_head``.
         """
-        return self.fast_tail(self.fast_head(chunk_inputs, previous)[0], latents, reads)
+        return self.fast_tail(self.fast_head(chunk_inputs, previous, previous_inputs)[0], latents, reads)
 
     def previous_keys_values(self, previous_inputs: torch.Tensor, has_previous: torch.Tensor) -> torch.Tensor:
         """The first self-attention block's keys and values of previous chunks [S, K, input_dim] -> [S, K, 2D]
@@ -283,12 +313,12 @@ class TemporalLatentBottleneck(Memory):
         }
         if self.single_self_block:
             state["chunk_keys_values"] = self._anchor.new_zeros(batch_size, self.chunk_size, 2 * self.d_model)
-        if self.previous_chunk:
+        if self.keeps_previous_inputs:
             # The inputs of the episode's previous chunk (zero in its first chunk), and for a rollout step the
-            # first block's keys and values of them.
+            # first block's keys and values of them (previous_chunk).
             state["previous_inputs"] = self._anchor.new_zeros(batch_size, self.chunk_size, self.input_dim)
             state["has_previous"] = torch.zeros(batch_size, dtype=torch.bool, device=self.device)
-            if self.single_self_block:
+            if self.previous_chunk and self.single_self_block:
                 state["previous_keys_values"] = self._anchor.new_zeros(
                     batch_size, self.chunk_size, 2 * self.d_model
                 )
@@ -313,7 +343,7 @@ class TemporalLatentBottleneck(Memory):
             state["previous_keys_values"] = torch.where(
                 stale.view(-1, 1, 1), previous[0], state["previous_keys_values"]
             )
-        h, keys_values = self.fast_head(state["chunk_inputs"], previous)
+        h, keys_values = self.fast_head(state["chunk_inputs"], previous, state.get("previous_inputs"))
         out = self.fast_tail(h, state["latents"])
         done = (self.chunk_positions < position.unsqueeze(1)).unsqueeze(-1)
         rows = (stale & (position > 0)).view(-1, 1, 1)
@@ -343,11 +373,18 @@ class TemporalLatentBottleneck(Memory):
         slot: torch.Tensor,
         reads: list[torch.Tensor] | None,
         previous: tuple[torch.Tensor, torch.Tensor] | None = None,
+        window: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The fast stream's output [B, D] at ``position`` only, when it has a single self-attention block
         (the first): that block attends to the keys and values of the chunk's earlier positions, cached in
         the state, plus this step's; everything runs on one token per row instead of K."""
         h = self.input_proj(x) + self.position_embedding[position]  # [B, D]
+        if self.shift_proj is not None:
+            # window: cat(previous chunk's inputs, this chunk's) [B, 2K, input_dim]; this step: K + position.
+            assert window is not None
+            rows = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
+            earlier = self.chunk_size + position.unsqueeze(1) - self.shift_offsets  # [B, shift]
+            h = h + self.shift_proj(window[rows, earlier].flatten(1))
         first, *rest = self.fast_blocks
         normed = first.norm(h).unsqueeze(1)  # [B, 1, D]
         keys_values = torch.where(slot, first.attn.key_value(normed), keys_values)  # [B, K, 2D]
@@ -386,12 +423,14 @@ class TemporalLatentBottleneck(Memory):
         block_reads: list[torch.Tensor] | None = [] if reads is not None else None
         new_state: MemoryState = {}
         previous = self._previous_of(state)
+        previous_inputs = state.get("previous_inputs")
         if self.single_self_block:
+            window = torch.cat([previous_inputs, chunk_inputs], dim=1) if self.input_shift else None
             out, new_state["chunk_keys_values"] = self._fast_stream_cached(
-                x, state["chunk_keys_values"], latents, position, slot, block_reads, previous
+                x, state["chunk_keys_values"], latents, position, slot, block_reads, previous, window
             )
         else:
-            out = self.fast_stream(chunk_inputs, latents, block_reads, previous)
+            out = self.fast_stream(chunk_inputs, latents, block_reads, previous, previous_inputs)
             out = out.gather(1, position.view(-1, 1, 1).expand(-1, 1, out.shape[2])).squeeze(1)
         # Causality makes this step's output final: keep it for the slow update at the chunk's end.
         chunk_outputs = torch.where(slot, out.unsqueeze(1), state["chunk_outputs"])
@@ -401,7 +440,7 @@ class TemporalLatentBottleneck(Memory):
             per_block = [r if r.dim() == 2 else r[rows, position] for r in block_reads]
             reads.append(torch.stack(per_block).mean(dim=0))
 
-        if self.previous_chunk:
+        if self.keeps_previous_inputs:
             for key in ("previous_inputs", "has_previous", "previous_keys_values"):
                 if key in state:
                     new_state[key] = state[key]
@@ -410,7 +449,7 @@ class TemporalLatentBottleneck(Memory):
             done = complete.nonzero().squeeze(1)
             latents = latents.index_copy(0, done, self.slow_update(latents[done], chunk_outputs[done]))
             finished = complete.view(-1, 1, 1)
-            if self.previous_chunk:
+            if self.keeps_previous_inputs:
                 # The finished chunk becomes the next chunk's previous one.
                 new_state["previous_inputs"] = torch.where(finished, chunk_inputs, state["previous_inputs"])
                 new_state["has_previous"] = state["has_previous"] | complete
@@ -460,8 +499,8 @@ class TemporalLatentBottleneck(Memory):
         packed = source.index_select(0, index(plan.source_index)).view(
             plan.n_segments, k, -1
         )  # generation-major order
-        previous_context = None
-        if self.previous_chunk:
+        previous_context, previous_inputs = None, None
+        if self.keeps_previous_inputs:
             # Each segment's previous chunk: the segment before it in the sequence, the carried state's
             # previous chunk (a row's first segment), or none (an episode's first chunk).
             previous_source = index(plan.previous_source)
@@ -475,8 +514,9 @@ class TemporalLatentBottleneck(Memory):
                     torch.zeros(1, dtype=torch.bool, device=device),
                 ]
             ).index_select(0, previous_source)
-            previous_context = (self.previous_keys_values(previous_inputs, has_previous), has_previous)
-        h, keys_values = self.fast_head(packed, previous_context)
+            if self.previous_chunk:
+                previous_context = (self.previous_keys_values(previous_inputs, has_previous), has_previous)
+        h, keys_values = self.fast_head(packed, previous_context, previous_inputs)
         # The first cross-attention block's queries do not depend on the latents either.
         queries = self.tail_blocks[0].queries(h).split(plan.generation_sizes)
 
@@ -512,14 +552,14 @@ class TemporalLatentBottleneck(Memory):
         }
         if self.single_self_block:
             new_state["chunk_keys_values"] = keys_values.index_select(0, last) * done_so_far
-        if previous_context is not None:
+        if previous_inputs is not None:
             # A row whose last chunk is complete carries it as the previous one; otherwise its own previous.
             finished = index(plan.last_complete)
             new_state["previous_inputs"] = torch.where(
                 finished.view(-1, 1, 1), packed.index_select(0, last), previous_inputs.index_select(0, last)
             )
             new_state["has_previous"] = finished | has_previous.index_select(0, last)
-            if self.single_self_block:
+            if self.previous_chunk and self.single_self_block:
                 new_state["previous_keys_values"] = self.previous_keys_values(
                     new_state["previous_inputs"], new_state["has_previous"]
                 )
