@@ -10,7 +10,7 @@ from envs.vocabulary import (
     detokenize,
     tokenize_mission,
 )
-from envs.wrappers import MissionTokenObsWrapper, SuccessInfoWrapper
+from envs.wrappers import MissionTokenObsWrapper, PreviousActionRewardWrapper, SuccessInfoWrapper
 
 __all__ = [
     "MAX_MISSION_TOKENS",
@@ -18,6 +18,7 @@ __all__ = [
     "PAD_ID",
     "VOCAB_SIZE",
     "MissionTokenObsWrapper",
+    "PreviousActionRewardWrapper",
     "SuccessInfoWrapper",
     "detokenize",
     "is_minigrid_env_id",

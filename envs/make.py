@@ -18,7 +18,7 @@ from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
 from stable_baselines3.common.vec_env import VecEnv
 
 from envs.classic import flatten_if_needed
-from envs.wrappers import MissionTokenObsWrapper, SuccessInfoWrapper
+from envs.wrappers import MissionTokenObsWrapper, PreviousActionRewardWrapper, SuccessInfoWrapper
 
 
 def resolve_env_spec(env_id: str) -> EnvSpec:
@@ -60,7 +60,13 @@ def is_minigrid_env_id(env_id: str) -> bool:
         env.close()
 
 
-def make_env(env_id: str, seed: int | None = None, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
+def make_env(
+    env_id: str,
+    seed: int | None = None,
+    render_mode: str | None = None,
+    previous_action_reward: bool = False,
+    **kwargs: Any,
+) -> gym.Env:
     """Make one env. A MiniGrid/BabyAI env gets ``SuccessInfoWrapper`` and ``MissionTokenObsWrapper``
     (token ids instead of the mission string, quiet resets); any other gymnasium env is returned as
     ``gymnasium.make`` builds it, its observations flattened if SB3 cannot take them (a Tuple: one flat Box,
@@ -69,6 +75,8 @@ def make_env(env_id: str, seed: int | None = None, render_mode: str | None = Non
     :param env_id: a registered gymnasium id, e.g. "BabyAI-GoToLocal-v0", "MiniGrid-DoorKey-5x5-v0"
     :param seed: when given, the env is reset with it and its action space seeded with it
     :param render_mode: passed to ``gymnasium.make`` when given
+    :param previous_action_reward: wrap the env last in ``PreviousActionRewardWrapper``, so each observation
+        also holds the previous action and reward (zero after a reset)
     :param kwargs: more keyword arguments for ``gymnasium.make`` (and the env's constructor)
     :raises ValueError: for an id that is not registered, naming close matches
     """
@@ -84,6 +92,8 @@ def make_env(env_id: str, seed: int | None = None, render_mode: str | None = Non
         env = MissionTokenObsWrapper(SuccessInfoWrapper(env))
     else:
         env = flatten_if_needed(env)
+    if previous_action_reward:  # last: it encodes the observations the policy would otherwise get
+        env = PreviousActionRewardWrapper(env)
     if seed is not None:
         env.reset(seed=seed)
         env.action_space.seed(seed)
@@ -97,6 +107,7 @@ def make_vec_env(
     vec_env_cls: type[VecEnv] | None = None,
     env_kwargs: dict[str, Any] | None = None,
     monitor_dir: str | None = None,
+    previous_action_reward: bool = False,
 ) -> VecEnv:
     """Make ``n_envs`` envs with ``make_env``, each in a ``Monitor``, in one ``VecEnv``.
 
@@ -110,11 +121,15 @@ def make_vec_env(
     :param vec_env_cls: ``DummyVecEnv`` (default) or ``SubprocVecEnv``
     :param env_kwargs: keyword arguments for ``make_env`` (``render_mode`` and the env's constructor)
     :param monitor_dir: folder for the monitor csv files; None to write none
+    :param previous_action_reward: each env's observations also hold the previous action and reward
+        (``make_env``'s ``PreviousActionRewardWrapper``)
     :raises ValueError: for ``n_envs < 1`` or an unknown id, before any env or process is started
     """
     if n_envs < 1:
         raise ValueError(f"n_envs must be at least 1, got {n_envs}: pass n_envs=1 or more")
     monitor_kwargs = {"info_keywords": ("is_success",)} if is_minigrid_env_id(env_id) else None
+    if previous_action_reward:
+        env_kwargs = {**(env_kwargs or {}), "previous_action_reward": True}
     return sb3_make_vec_env(
         functools.partial(make_env, env_id),
         n_envs=n_envs,

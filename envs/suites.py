@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import gymnasium as gym
@@ -119,6 +119,11 @@ class SuiteSide:
             )
         return self.seeds[rank::n_envs]
 
+    def with_env_kwargs(self, **env_kwargs: Any) -> SuiteSide:
+        """This side with ``env_kwargs`` added to its own (e.g. ``previous_action_reward=True``): the same
+        levels, other env options."""
+        return replace(self, env_kwargs={**self.env_kwargs, **env_kwargs})
+
     def make_env(self, rank: int = 0, n_envs: int = 1) -> gym.Env:
         """One env of this side (``envs.make_env``), reset only with ``rank_seeds(rank, n_envs)``."""
         return SeedCycleWrapper(make_env(self.env_id, **self.env_kwargs), self.rank_seeds(rank, n_envs))
@@ -180,6 +185,16 @@ class Suite:
     def sides(self) -> tuple[SuiteSide, ...]:
         """The training side first, then the held-out sides."""
         return (self.train, *self.heldout)
+
+    def with_env_kwargs(self, **env_kwargs: Any) -> Suite:
+        """This suite with ``env_kwargs`` added to every side's (``SuiteSide.with_env_kwargs``), e.g.
+        ``previous_action_reward=True`` to train and evaluate on observations with the previous action and
+        reward."""
+        return replace(
+            self,
+            train=self.train.with_env_kwargs(**env_kwargs),
+            heldout=tuple(side.with_env_kwargs(**env_kwargs) for side in self.heldout),
+        )
 
 
 # ---------------------------------------------------------------------- the suites

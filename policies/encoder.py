@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
-from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.preprocessing import get_flattened_obs_dim, is_image_space
 from stable_baselines3.common.torch_layers import (
     BaseFeaturesExtractor,
     CombinedExtractor,
@@ -16,11 +16,24 @@ from stable_baselines3.common.torch_layers import (
 from torch import nn
 
 MINIGRID_KEYS = ("image", "direction", "mission")
+# Spaces SB3 preprocesses into a flat float vector per observation (one-hot for the discrete ones).
+FLAT_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
 
 
 def is_minigrid_observation_space(observation_space: gym.Space) -> bool:
-    """True for the Dict space of ``envs.MissionTokenObsWrapper`` (cell codes, direction, mission tokens)."""
-    return isinstance(observation_space, spaces.Dict) and set(observation_space.spaces) == set(MINIGRID_KEYS)
+    """True for the Dict space of ``envs.MissionTokenObsWrapper`` (cell codes, direction, mission tokens),
+    also with more keys of flat spaces after them (``envs.PreviousActionRewardWrapper``'s previous action
+    and reward): ``BabyAIFeaturesExtractor`` reads those flattened, beside the direction."""
+    if not isinstance(observation_space, spaces.Dict):
+        return False
+    if not set(MINIGRID_KEYS) <= set(observation_space.spaces):
+        return False
+    return all(isinstance(observation_space[key], FLAT_SPACES) for key in extra_keys(observation_space))
+
+
+def extra_keys(observation_space: spaces.Dict) -> tuple[str, ...]:
+    """The keys of a MiniGrid/BabyAI Dict space beyond ``MINIGRID_KEYS``, in the space's order."""
+    return tuple(key for key in observation_space.spaces if key not in MINIGRID_KEYS)
 
 
 class FiLMBlock(nn.Module):
@@ -50,7 +63,10 @@ class BabyAIFeaturesExtractor(BaseFeaturesExtractor):
       per-attribute embeddings), then a 3x3 convolution;
     * the mission's token ids go through a word embedding and a GRU;
     * residual FiLM blocks condition the image features on the mission; a max-pool over the grid;
-    * the agent's direction (one-hot, as SB3 preprocesses a Discrete space) joins before the last layer.
+    * the agent's direction (one-hot, as SB3 preprocesses a Discrete space) joins before the last layer,
+      and so does every key of the space beyond the MiniGrid ones (e.g. the previous action and reward of
+      ``envs.PreviousActionRewardWrapper``), flattened. Without such keys the layer is exactly the one of
+      models saved before they existed, so those still load.
 
     :param observation_space: the Dict space produced by ``envs.make_env`` for a MiniGrid/BabyAI id
     :param features_dim: output width
@@ -72,7 +88,8 @@ class BabyAIFeaturesExtractor(BaseFeaturesExtractor):
     ) -> None:
         if not is_minigrid_observation_space(observation_space):
             raise ValueError(
-                f"BabyAIFeaturesExtractor needs a Dict space with keys {MINIGRID_KEYS} (use envs.make_env), "
+                f"BabyAIFeaturesExtractor needs a Dict space with keys {MINIGRID_KEYS}, and maybe more of "
+                f"flat spaces (Box, Discrete, MultiDiscrete, MultiBinary; use envs.make_env), "
                 f"got {observation_space}"
             )
         super().__init__(observation_space, features_dim)
@@ -93,7 +110,9 @@ class BabyAIFeaturesExtractor(BaseFeaturesExtractor):
         self.film_blocks = nn.ModuleList(FiLMBlock(channels, mission_dim) for _ in range(n_film))
         self.pool = nn.AdaptiveMaxPool2d(1)
         n_directions = int(observation_space["direction"].n)
-        self.head = nn.Sequential(nn.Linear(channels + n_directions, features_dim), nn.ReLU())
+        self.extra_keys = extra_keys(observation_space)
+        n_extra = sum(get_flattened_obs_dim(observation_space[key]) for key in self.extra_keys)
+        self.head = nn.Sequential(nn.Linear(channels + n_directions + n_extra, features_dim), nn.ReLU())
 
     def encode_mission(self, tokens: torch.Tensor) -> torch.Tensor:
         """[B, L] token ids (0 = padding) -> [B, mission_dim]: the GRU's state after the last real word."""
@@ -113,7 +132,8 @@ class BabyAIFeaturesExtractor(BaseFeaturesExtractor):
             x = block(x, mission)
         pooled = self.pool(x).flatten(1)
         direction = observations["direction"].float().flatten(1)  # [B, 4] or, from a buffer, [B, 1, 4]
-        return self.head(torch.cat([pooled, direction], dim=1))
+        extras = [observations[key].float().flatten(1) for key in self.extra_keys]
+        return self.head(torch.cat([pooled, direction, *extras], dim=1))
 
 
 def default_features_extractor(observation_space: gym.Space) -> type[BaseFeaturesExtractor]:

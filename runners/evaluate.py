@@ -27,6 +27,9 @@ with ``--env``) with the mission written above each frame. ``--attention FILE`` 
 episode of that side, how much each step's fast stream reads each slow latent, with the chunk boundaries
 (where the slow latents update) marked. Both come from ``agents.visualization``.
 
+A model trained with ``runners.ppo --previous-action-reward`` is evaluated on observations that hold the
+previous action and reward too: its observation space says so (``side_for_model``).
+
 Bad input (a missing or damaged model file, an unknown env or suite, a model trained on other observations
 or actions than the env's, a CUDA device on a machine without one) is one line on stderr and exit code 2,
 before any episode runs.
@@ -153,6 +156,36 @@ def check_output_path(flag: str, value: str | None) -> Path | None:
     return path
 
 
+def side_for_model(model: MemoryPPO, side: SuiteSide, seed: int) -> SuiteSide:
+    """``side`` as ``model`` was trained to see it: with ``previous_action_reward=True`` (observations that
+    also hold the previous action and reward, ``envs.PreviousActionRewardWrapper``) when the model's
+    observation space is not the plain env's but is the wrapped env's; ``side`` itself otherwise.
+
+    The model's own observation space decides, so a model file needs no config beside it.
+
+    :raises ValueError: ``check_env_matches``'s one line (naming the plain env's space) when neither fits
+    """
+    probe = side.make_vec_env(1, seed=seed)
+    try:
+        if probe.observation_space != model.observation_space:
+            wrapped_side = side.with_env_kwargs(previous_action_reward=True)
+            try:
+                wrapped = wrapped_side.make_vec_env(1, seed=seed)
+            except ValueError:  # an action space the wrapper cannot encode: the plain env's error says it
+                wrapped = None
+            if wrapped is not None:
+                try:
+                    if wrapped.observation_space == model.observation_space:
+                        check_env_matches(model, wrapped, side.env_id)
+                        return wrapped_side
+                finally:
+                    wrapped.close()
+        check_env_matches(model, probe, side.env_id)
+    finally:
+        probe.close()
+    return side
+
+
 def memory_name(model: MemoryPPO) -> str:
     return str(getattr(model.policy, "memory_name", type(model.policy.memory).__name__))
 
@@ -239,12 +272,9 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(
             f"--attention plots the reads of a tlb memory; {args.model} has memory {memory_name(model)}"
         )
-    for side in sides:  # every side is checked before the first episode runs
-        probe = side.make_vec_env(1, seed=args.seed)
-        try:
-            check_env_matches(model, probe, side.env_id)
-        finally:
-            probe.close()
+    # Every side is checked before the first episode runs, and given the previous action and reward when
+    # the model was trained with them (runners.ppo --previous-action-reward).
+    sides = [side_for_model(model, side, args.seed) for side in sides]
 
     set_random_seed(args.seed)
     protocol = protocol_name(args.deterministic)

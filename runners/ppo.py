@@ -40,7 +40,7 @@ from agents.loading import init_from
 from agents.reporting import RUN_COMPLETE, MetricsReporter, Reporter, flatten_results
 from envs import make_vec_env
 from envs.benchmark import load_hyperparams
-from envs.suites import TRAIN_SEED_STRIDE, get_suite, training_env_seed
+from envs.suites import HELDOUT_SEED_START, TRAIN_SEED_STRIDE, Suite, get_suite, training_env_seed
 from runners.cli import (
     UsageError,
     add_eval_protocol_arguments,
@@ -93,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--n-envs", type=positive_int, default=16, help="parallel environments")
     parser.add_argument("--subproc", action="store_true", help="run the envs in subprocesses")
+    parser.add_argument(
+        "--previous-action-reward",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="each observation also holds the previous action and reward (zero after a reset), in training "
+        "and every evaluation, for any memory; runners.evaluate adds them too for a model trained so",
+    )
     parser.add_argument(
         "--seed",
         type=int,
@@ -281,11 +288,19 @@ def training_envs(args: argparse.Namespace) -> tuple[VecEnv, dict[str, VecEnv], 
     vec_env_cls = SubprocVecEnv if args.subproc else DummyVecEnv
     suite = get_suite(args.suite, args.env) if args.suite else None
     env_seed = training_env_seed(args.seed)
+    if suite is not None and args.previous_action_reward:
+        suite = suite.with_env_kwargs(previous_action_reward=True)
     if suite is None:
-        env = make_vec_env(args.env, n_envs=args.n_envs, seed=env_seed, vec_env_cls=vec_env_cls)
+        env = make_vec_env(
+            args.env,
+            n_envs=args.n_envs,
+            seed=env_seed,
+            vec_env_cls=vec_env_cls,
+            previous_action_reward=args.previous_action_reward,
+        )
     else:
         env = suite.train.make_vec_env(args.n_envs, seed=env_seed, vec_env_cls=vec_env_cls)
-    eval_envs, eval_seeds = evaluation_envs(args.env, suite, min(args.n_envs, 8), args.seed)
+    eval_envs, eval_seeds = run_evaluation_envs(args, suite, min(args.n_envs, 8))
     if args.normalize:
         # The evaluation envs get the training statistics before each evaluation (SuiteEvalCallback) and
         # report raw returns: they never update the statistics nor scale rewards.
@@ -295,6 +310,22 @@ def training_envs(args: argparse.Namespace) -> tuple[VecEnv, dict[str, VecEnv], 
             for name, eval_env in eval_envs.items()
         }
     return env, eval_envs, eval_seeds
+
+
+def run_evaluation_envs(
+    args: argparse.Namespace, suite: Suite | None, n_envs: int
+) -> tuple[dict[str, VecEnv], dict[str, str]]:
+    """``cli.evaluation_envs``, their observations with the previous action and reward when the run's are.
+
+    A suite's sides carry the option in their ``env_kwargs`` (``Suite.with_env_kwargs``); a lone env's
+    held-out evaluation env is built here as ``evaluation_envs`` builds it (same name, same seeds), with
+    the option added, since ``evaluation_envs`` takes none.
+    """
+    if suite is None and args.previous_action_reward:
+        eval_seed = HELDOUT_SEED_START + args.seed
+        env = make_vec_env(args.env, n_envs=n_envs, seed=eval_seed, previous_action_reward=True)
+        return {"heldout": env}, {"heldout": f"{args.env}, seeds from {eval_seed}"}
+    return evaluation_envs(args.env, suite, n_envs, args.seed)
 
 
 def resume_arguments(resume_dir: Path) -> argparse.Namespace:
@@ -468,7 +499,7 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         {"frames": model.num_timesteps, "frames_this_session": frames, "seconds": elapsed, "fps": fps},
     )
     rows = [
-        ("env / memory", f"{args.suite or args.env} / {args.memory} {memory_kwargs or '(defaults)'}"),
+        ("env / memory", f"{env_description(args)} / {args.memory} {memory_kwargs or '(defaults)'}"),
         ("frames", f"{model.num_timesteps:,} ({frames:,} in {elapsed:.0f} s, {fps:,.0f} frames/s)"),
     ]
     for name, result in final.items():
@@ -483,6 +514,12 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
     if reporter is not None:
         reporter({"frames": model.num_timesteps, "fps": fps, **flatten_results(final), RUN_COMPLETE: True})
     return 0
+
+
+def env_description(args: argparse.Namespace) -> str:
+    """The env or suite trained on, for the summary, naming the extra inputs when there are any."""
+    name = args.suite or args.env
+    return f"{name} (+ previous action and reward)" if args.previous_action_reward else name
 
 
 def make_logger(run_dir: Path, start_step: int) -> Logger:
