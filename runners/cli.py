@@ -282,16 +282,19 @@ def print_summary(title: str, rows: list[tuple[str, str]]) -> None:
 
 
 def evaluation_envs(
-    env_id: str, suite: Suite | None, n_envs: int, seed: int
+    env_id: str, suite: Suite | None, n_envs: int, seed: int, previous_action_reward: bool = False
 ) -> tuple[dict[str, VecEnv], dict[str, str]]:
     """The named evaluation envs every runner logs, with their seeds (for summaries).
 
     Without a suite: ``heldout``, ``env_id`` on seeds from ``HELDOUT_SEED_START + seed``. With one: ``train``
-    and ``heldout/<side>`` for each held-out side.
+    and ``heldout/<side>`` for each held-out side (whose own ``env_kwargs`` say whether they add the previous
+    action and reward: ``Suite.with_env_kwargs``).
     """
     if suite is None:
         eval_seed = HELDOUT_SEED_START + seed
-        env = make_vec_env(env_id, n_envs=n_envs, seed=eval_seed)
+        env = make_vec_env(
+            env_id, n_envs=n_envs, seed=eval_seed, previous_action_reward=previous_action_reward
+        )
         return {"heldout": env}, {"heldout": f"{env_id}, seeds from {eval_seed}"}
     sides = {"train": suite.train, **{f"heldout/{side.name}": side for side in suite.heldout}}
     envs = {name: side.make_vec_env(n_envs, seed=seed) for name, side in sides.items()}

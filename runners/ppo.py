@@ -40,7 +40,7 @@ from agents.loading import init_from
 from agents.reporting import RUN_COMPLETE, MetricsReporter, Reporter, flatten_results
 from envs import make_vec_env
 from envs.benchmark import load_hyperparams
-from envs.suites import HELDOUT_SEED_START, TRAIN_SEED_STRIDE, Suite, get_suite, training_env_seed
+from envs.suites import TRAIN_SEED_STRIDE, get_suite, training_env_seed
 from runners.cli import (
     UsageError,
     add_eval_protocol_arguments,
@@ -300,7 +300,9 @@ def training_envs(args: argparse.Namespace) -> tuple[VecEnv, dict[str, VecEnv], 
         )
     else:
         env = suite.train.make_vec_env(args.n_envs, seed=env_seed, vec_env_cls=vec_env_cls)
-    eval_envs, eval_seeds = run_evaluation_envs(args, suite, min(args.n_envs, 8))
+    eval_envs, eval_seeds = evaluation_envs(
+        args.env, suite, min(args.n_envs, 8), args.seed, previous_action_reward=args.previous_action_reward
+    )
     if args.normalize:
         # The evaluation envs get the training statistics before each evaluation (SuiteEvalCallback) and
         # report raw returns: they never update the statistics nor scale rewards.
@@ -310,22 +312,6 @@ def training_envs(args: argparse.Namespace) -> tuple[VecEnv, dict[str, VecEnv], 
             for name, eval_env in eval_envs.items()
         }
     return env, eval_envs, eval_seeds
-
-
-def run_evaluation_envs(
-    args: argparse.Namespace, suite: Suite | None, n_envs: int
-) -> tuple[dict[str, VecEnv], dict[str, str]]:
-    """``cli.evaluation_envs``, their observations with the previous action and reward when the run's are.
-
-    A suite's sides carry the option in their ``env_kwargs`` (``Suite.with_env_kwargs``); a lone env's
-    held-out evaluation env is built here as ``evaluation_envs`` builds it (same name, same seeds), with
-    the option added, since ``evaluation_envs`` takes none.
-    """
-    if suite is None and args.previous_action_reward:
-        eval_seed = HELDOUT_SEED_START + args.seed
-        env = make_vec_env(args.env, n_envs=n_envs, seed=eval_seed, previous_action_reward=True)
-        return {"heldout": env}, {"heldout": f"{args.env}, seeds from {eval_seed}"}
-    return evaluation_envs(args.env, suite, n_envs, args.seed)
 
 
 def resume_arguments(resume_dir: Path) -> argparse.Namespace:
