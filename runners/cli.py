@@ -204,12 +204,12 @@ MEMORY_FLAGS: dict[str, tuple[str, type, str]] = {
     "--input-shift": (
         "input_shift",
         int,
-        "each token also sees the inputs of this many earlier steps directly (tlb; default 0)",
+        "each token also sees the inputs of this many earlier steps directly (tlb; default 2, tlb-paper 0)",
     ),
     "--normalize-latents": (
         "normalize_latents",
         bool,
-        "LayerNorm the slow latents after each residual of their update (tlb; default off)",
+        "LayerNorm the slow latents after each residual of their update (tlb; default on, tlb-paper off)",
     ),
     "--latent-init-std": (
         "latent_init_std",

@@ -264,7 +264,7 @@ def test_tlb_bad_arguments_say_what_to_change(kwargs: dict, message: str) -> Non
 
 
 def test_registry_rejects_unknown_names_and_arguments() -> None:
-    with pytest.raises(ValueError, match="unknown memory 'lstmm': use one of tlb, lstm, gru"):
+    with pytest.raises(ValueError, match="unknown memory 'lstmm': use one of tlb, tlb-paper, lstm, gru"):
         make_memory("lstmm", INPUT_DIM)
     with pytest.raises(ValueError, match="takes no argument 'chunk_size'.*hidden_size"):
         make_memory("lstm", INPUT_DIM, chunk_size=4)
@@ -287,8 +287,9 @@ def frozen_slow_stream(**kwargs: object) -> TemporalLatentBottleneck:
     """A tlb whose slow update is the identity (its residual branches output zero): the latents stay I_0,
     so whatever reaches a chunk from earlier chunks can only come through the fast stream."""
     torch.manual_seed(0)
+    settings = {"input_shift": 0, "normalize_latents": False, **kwargs}  # the paper's update: I + 0 = I
     memory = TemporalLatentBottleneck(
-        d_model=16, n_latents=2, chunk_size=4, n_heads=2, input_dim=INPUT_DIM, **kwargs
+        d_model=16, n_latents=2, chunk_size=4, n_heads=2, input_dim=INPUT_DIM, **settings
     )
     for layer in (memory.update_attn.out, memory.update_ffn.net[-1]):
         torch.nn.init.zeros_(layer.weight)
@@ -376,3 +377,12 @@ def test_tlb_input_shift_reads_exactly_the_steps_before_it_across_chunks(input_s
     (y[0, 4] * torch.randn(16)).sum().backward()  # (the sum of a LayerNorm's output is constant)
     reached = [bool(x.grad[0, t].abs().sum() > 0) for t in range(4)]
     assert reached == [t >= 4 - input_shift for t in range(4)]
+
+
+def test_tlb_paper_is_the_papers_configuration_and_tlb_differs_only_in_the_chosen_options() -> None:
+    paper, ours = make_memory("tlb-paper", INPUT_DIM), make_memory("tlb", INPUT_DIM)
+    assert (paper.input_shift, paper.post_norms, paper.previous_chunk) == (0, None, False)
+    assert (ours.input_shift, ours.post_norms is not None, ours.previous_chunk) == (2, True, False)
+    shared = set(paper.state_dict()) & set(ours.state_dict())
+    assert set(paper.state_dict()) <= shared  # tlb adds parameters (the shift, the norms), removes none
+    assert make_memory("tlb-paper", INPUT_DIM, input_shift=1).input_shift == 1

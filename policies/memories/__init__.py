@@ -4,7 +4,7 @@ from policies.memories.base import Memory, MemoryState
 from policies.memories.identity import NoMemory
 from policies.memories.recurrent import GRUMemory, LSTMMemory, RecurrentMemory
 from policies.memories.registry import MEMORY_CLASSES, make_memory, memory_parameters
-from policies.memories.tlb import TemporalLatentBottleneck
+from policies.memories.tlb import PaperTemporalLatentBottleneck, TemporalLatentBottleneck
 from policies.memories.window_transformer import WindowTransformerMemory
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "MemoryState",
     "NoMemory",
     "RecurrentMemory",
+    "PaperTemporalLatentBottleneck",
     "TemporalLatentBottleneck",
     "WindowTransformerMemory",
     "make_memory",

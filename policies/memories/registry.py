@@ -8,11 +8,12 @@ from typing import Any
 from policies.memories.base import Memory
 from policies.memories.identity import NoMemory
 from policies.memories.recurrent import GRUMemory, LSTMMemory
-from policies.memories.tlb import TemporalLatentBottleneck
+from policies.memories.tlb import PaperTemporalLatentBottleneck, TemporalLatentBottleneck
 from policies.memories.window_transformer import WindowTransformerMemory
 
 MEMORY_CLASSES: dict[str, type[Memory]] = {
     "tlb": TemporalLatentBottleneck,
+    "tlb-paper": PaperTemporalLatentBottleneck,
     "lstm": LSTMMemory,
     "gru": GRUMemory,
     "transformer": WindowTransformerMemory,

@@ -71,10 +71,10 @@ class TemporalLatentBottleneck(Memory):
     :param input_shift: each step's token also gets a learned linear map of the inputs of the ``input_shift``
         steps before it in the episode (a short causal convolution, as RWKV's token shift and Mamba's
         convolution), so what changed since the last step is one linear map away; at most ``chunk_size``.
-        0 (the paper) for none.
+        0 (the paper) for none; None (the default) for 2, or ``chunk_size`` if smaller.
     :param normalize_latents: a LayerNorm after each residual of the slow update (post-norm), so the latents'
         norm stays put: with the paper's plain residuals it grows by about the same amount every chunk, and
-        after many chunks each new update turns the latents less and less.
+        after many chunks each new update turns the latents less and less. On by default; off in the paper.
     :param latent_init_std: standard deviation of the learned initial latents ``I_0`` at initialisation.
         At 0.02 (small, as for the other embeddings) the first slow update swamps ``I_0`` and the N latents
         collapse into nearly one vector; at 1.0 they start as far apart as the updates are large.
@@ -92,8 +92,8 @@ class TemporalLatentBottleneck(Memory):
         ffn_mult: int = 2,
         gate: str = "none",
         previous_chunk: bool = False,
-        input_shift: int = 0,
-        normalize_latents: bool = False,
+        input_shift: int | None = None,
+        normalize_latents: bool = True,
         latent_init_std: float = 0.02,
         input_dim: int | None = None,
     ) -> None:
@@ -108,6 +108,8 @@ class TemporalLatentBottleneck(Memory):
                 f"cross_every={cross_every} exceeds n_layers={n_layers}: the fast stream would never read "
                 "the slow latents; use cross_every <= n_layers"
             )
+        if input_shift is None:
+            input_shift = min(2, chunk_size)
         if int(input_shift) != input_shift or not 0 <= input_shift <= chunk_size:
             raise ValueError(
                 f"input_shift must be an integer from 0 to chunk_size={chunk_size}, got {input_shift!r} "
@@ -564,6 +566,46 @@ class TemporalLatentBottleneck(Memory):
                     new_state["previous_inputs"], new_state["has_previous"]
                 )
         return y.view(batch, length, -1), new_state
+
+
+class PaperTemporalLatentBottleneck(TemporalLatentBottleneck):
+    """The paper's configuration of the Temporal Latent Bottleneck (memory ``"tlb-paper"``): plain residual
+    slow updates whose latents are not normalised, no input shift, no attention to the previous chunk, and
+    ``I_0`` drawn at 0.02. ``"tlb"``'s defaults differ in ``input_shift`` (2) and ``normalize_latents``
+    (on), chosen from the memory benchmark (see the README's results); every option stays settable here.
+    """
+
+    def __init__(
+        self,
+        d_model: int = 128,
+        n_latents: int = 4,
+        chunk_size: int = 8,
+        n_layers: int = 1,
+        cross_every: int = 1,
+        n_heads: int = 4,
+        ffn_mult: int = 2,
+        gate: str = "none",
+        previous_chunk: bool = False,
+        input_shift: int = 0,
+        normalize_latents: bool = False,
+        latent_init_std: float = 0.02,
+        input_dim: int | None = None,
+    ) -> None:
+        super().__init__(
+            d_model=d_model,
+            n_latents=n_latents,
+            chunk_size=chunk_size,
+            n_layers=n_layers,
+            cross_every=cross_every,
+            n_heads=n_heads,
+            ffn_mult=ffn_mult,
+            gate=gate,
+            previous_chunk=previous_chunk,
+            input_shift=input_shift,
+            normalize_latents=normalize_latents,
+            latent_init_std=latent_init_std,
+            input_dim=input_dim,
+        )
 
 
 class SequencePlan:
