@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 
 from policies import TemporalLatentBottleneck, make_memory
 from policies.memories.base import Memory
+from policies.memories.registry import memory_class, memory_parameters
 from policies.memories.tlb import UNKNOWN_WEIGHTS
 
 INPUT_DIM = 12
@@ -386,3 +389,9 @@ def test_tlb_paper_is_the_papers_configuration_and_tlb_differs_only_in_the_chose
     shared = set(paper.state_dict()) & set(ours.state_dict())
     assert set(paper.state_dict()) <= shared  # tlb adds parameters (the shift, the norms), removes none
     assert make_memory("tlb-paper", INPUT_DIM, input_shift=1).input_shift == 1
+
+
+def test_tlb_paper_signature_shows_the_papers_defaults() -> None:
+    parameters = inspect.signature(memory_class("tlb-paper").__init__).parameters
+    assert parameters["input_shift"].default == 0 and parameters["normalize_latents"].default is False
+    assert memory_parameters("tlb-paper") == memory_parameters("tlb")
