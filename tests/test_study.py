@@ -253,6 +253,21 @@ def test_iqm_and_intervals_equal_rliables_on_a_fixed_array() -> None:
     assert intervals["b"][0][0] == intervals["b"][1][0] == 0.5
 
 
+def test_probability_of_improvement_equals_rliables_with_ties_and_several_tasks() -> None:
+    from rliable import metrics
+
+    rng = np.random.default_rng(0)
+    for n, m, tasks in [(3, 3, 1), (5, 4, 3), (2, 6, 2)]:
+        x = rng.integers(0, 4, size=(n, tasks)).astype(float)  # few values: many ties
+        y = rng.integers(0, 4, size=(m, tasks)).astype(float)
+        assert report.probability_of_improvement(x, y) == pytest.approx(
+            metrics.probability_of_improvement(x, y)
+        )
+        assert report.probability_of_improvement(x, y) + report.probability_of_improvement(
+            y, x
+        ) == pytest.approx(1)
+
+
 def write_run(run_dir: Path, memory: str, seed: int, success: float) -> None:
     (run_dir / "eval").mkdir(parents=True)
     config = {
