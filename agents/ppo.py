@@ -22,6 +22,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BasePolicy
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.save_util import load_from_zip_file
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
@@ -35,6 +36,7 @@ from policies.policy import (
     MemoryActorCriticCnnPolicy,
     MemoryActorCriticPolicy,
     MemoryMultiInputActorCriticPolicy,
+    upgrade_policy_kwargs,
 )
 
 MAX_DEFAULT_SEQUENCE_LENGTH = 32
@@ -162,6 +164,43 @@ class MemoryPPO(PPO):
         super()._setup_model()
         if not isinstance(self.policy, MemoryActorCriticPolicy):
             raise ValueError(f"MemoryPPO needs a MemoryActorCriticPolicy, got {type(self.policy).__name__}")
+        # Saved models record the memory settings whose defaults may change (see Memory.recorded_settings).
+        recorded = self.policy.memory.recorded_settings()
+        memory_kwargs = dict(self.policy_kwargs.get("memory_kwargs") or {})
+        if any(key not in memory_kwargs for key in recorded):
+            memory_kwargs = {**recorded, **memory_kwargs}
+            self.policy_kwargs = {**self.policy_kwargs, "memory_kwargs": memory_kwargs}
+            self.policy.memory_kwargs = memory_kwargs
+
+    @classmethod
+    def load(  # type: ignore[override]
+        cls,
+        path: str | pathlib.Path | io.BufferedIOBase,
+        env: GymEnv | None = None,
+        device: torch.device | str = "auto",
+        custom_objects: dict[str, Any] | None = None,
+        print_system_info: bool = False,
+        force_reset: bool = True,
+        **kwargs: Any,
+    ) -> MemoryPPO:
+        """SB3's ``load``; a model saved by an earlier version gets the memory it was trained with even where
+        defaults have changed since (``policies.policy.upgrade_policy_kwargs``)."""
+        data, _, _ = load_from_zip_file(path, custom_objects=custom_objects, device="cpu")
+        if isinstance(path, io.BufferedIOBase):
+            path.seek(0)
+        if data is not None and data.get("policy_kwargs") is not None and "policy_class" in data:
+            upgraded = upgrade_policy_kwargs(data["policy_class"], data["policy_kwargs"])
+            if upgraded is not data["policy_kwargs"]:
+                custom_objects = {**(custom_objects or {}), "policy_kwargs": upgraded}
+        return super().load(  # type: ignore[return-value]
+            path,
+            env=env,
+            device=device,
+            custom_objects=custom_objects,
+            print_system_info=print_system_info,
+            force_reset=force_reset,
+            **kwargs,
+        )
 
     def save(
         self,

@@ -14,6 +14,7 @@ and sb3-contrib's ``RecurrentPPO`` policy arguments (``lstm_hidden_size``, ``ena
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -27,12 +28,26 @@ from torch import nn
 
 from policies.encoder import default_features_extractor
 from policies.memories import Memory, MemoryState, make_memory
+from policies.memories.registry import memory_class
 
 NumpyState = dict[str, np.ndarray]
 
 CRITIC_MEMORY_MODES = ("shared", "separate", "detached", "none")
 # Keys of the critic memory's state inside the policy's state dict (with critic_memory="separate").
 CRITIC_STATE_PREFIX = "critic_"
+
+
+def upgrade_policy_kwargs(policy_class: type, policy_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The ``policy_kwargs`` that rebuild, in this version, the networks of a model saved by an earlier one:
+    its memory's arguments upgraded by the memory class (``Memory.upgrade_saved_kwargs``). Unchanged for
+    policies that take no ``memory`` argument (the Lstm ones) and for models saved by this version."""
+    parameters = inspect.signature(policy_class.__init__).parameters
+    if "memory" not in parameters:
+        return policy_kwargs
+    name = policy_kwargs.get("memory", parameters["memory"].default)
+    memory_kwargs = dict(policy_kwargs.get("memory_kwargs") or {})
+    upgraded = memory_class(name).upgrade_saved_kwargs(memory_kwargs)
+    return policy_kwargs if upgraded == memory_kwargs else {**policy_kwargs, "memory_kwargs": upgraded}
 
 
 def state_to_numpy(state: MemoryState) -> NumpyState:

@@ -324,3 +324,46 @@ def test_vec_normalize_and_set_env_work_unchanged(tmp_path: Path) -> None:
     loaded.learn(72, reset_num_timesteps=False)  # a new env with another number of envs
     assert loaded.num_timesteps == 48 + 72
     assert next(iter(loaded._last_memory_state.values())).shape[0] == 3
+
+
+def test_saved_tlb_records_its_options_and_older_checkpoints_load_with_the_papers(tmp_path: Path) -> None:
+    """A model saved now records tlb's input_shift / normalize_latents / previous_chunk, so later default
+    changes cannot break it; one saved before they existed (no input_shift recorded) was the paper's
+    configuration and loads as such, acting exactly as before."""
+    from stable_baselines3.common.save_util import load_from_zip_file, save_to_zip_file
+
+    env = make_vec_env("CartPole-v1", n_envs=2, seed=0)
+    model = tiny_model(env, "tlb")
+    model.save(tmp_path / "new.zip")
+    data, _, _ = load_from_zip_file(tmp_path / "new.zip")
+    assert data["policy_kwargs"]["memory_kwargs"] == {
+        **TINY_MEMORY["tlb"],
+        "input_shift": 2,
+        "normalize_latents": True,
+        "previous_chunk": False,
+    }
+
+    paper = tiny_model(
+        env,
+        "tlb",
+        policy_kwargs=dict(
+            memory_kwargs={**TINY_MEMORY["tlb"], "input_shift": 0, "normalize_latents": False}
+        ),
+    )
+    paper.save(tmp_path / "paper.zip")
+    data, params, variables = load_from_zip_file(tmp_path / "paper.zip")
+    data["policy_kwargs"]["memory_kwargs"] = dict(TINY_MEMORY["tlb"])  # as an earlier version saved it
+    save_to_zip_file(tmp_path / "old.zip", data=data, params=params, pytorch_variables=variables)
+    loaded = MemoryPPO.load(tmp_path / "old.zip", device="cpu")
+    assert (loaded.policy.memory.input_shift, loaded.policy.memory.post_norms) == (0, None)
+    obs = env.reset()
+    starts = np.ones(env.num_envs, dtype=bool)
+    state: Any = None
+    loaded_state: Any = None
+    for _ in range(6):
+        expected, state = paper.predict(obs, state=state, episode_start=starts, deterministic=True)
+        actions, loaded_state = loaded.predict(
+            obs, state=loaded_state, episode_start=starts, deterministic=True
+        )
+        np.testing.assert_array_equal(actions, expected)
+        obs, _, starts, _ = env.step(actions)

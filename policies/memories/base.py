@@ -12,6 +12,7 @@ over the time axis, including episode starts anywhere in the sequence.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 import torch
 from torch import nn
@@ -81,6 +82,17 @@ class Memory(nn.Module, ABC):
     ) -> tuple[torch.Tensor, MemoryState]:
         """A whole sequence: ``x`` is [B, T, input_dim], ``episode_starts`` [B, T]. Equal to folding
         ``step`` over T, but computed in as few batched calls as the memory allows."""
+
+    def recorded_settings(self) -> dict[str, Any]:
+        """Constructor arguments a saved model records even when left at their defaults, so that a later
+        change of those defaults cannot change the network its saved weights are loaded into. None here."""
+        return {}
+
+    @classmethod
+    def upgrade_saved_kwargs(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The keyword arguments that rebuild a memory saved by an earlier version of this package with
+        ``kwargs`` (what ``recorded_settings`` did not record then had that version's defaults)."""
+        return kwargs
 
     def diagnostics(self, state: MemoryState) -> dict[str, torch.Tensor]:
         """Named per-row statistics [B] of a state, for logging (e.g. tlb's latent diversity); none by

@@ -288,6 +288,19 @@ class TemporalLatentBottleneck(Memory):
 
     # ------------------------------------------------------------------ the memory interface
 
+    def recorded_settings(self) -> dict[str, Any]:
+        return {
+            "input_shift": self.input_shift,
+            "normalize_latents": self.post_norms is not None,
+            "previous_chunk": self.previous_chunk,
+        }
+
+    @classmethod
+    def upgrade_saved_kwargs(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """A tlb saved before its options were recorded (no ``input_shift`` among its arguments) was built
+        with the paper's configuration, then the default."""
+        return kwargs if "input_shift" in kwargs else {**PAPER_SETTINGS, **kwargs}
+
     def diagnostics(self, state: MemoryState) -> dict[str, torch.Tensor]:
         """Per row [B]: ``latent_cosine``, the mean cosine similarity of every pair of slow latents (1: the N
         latents carry one direction), and ``latent_norm``, their mean L2 norm."""
