@@ -222,7 +222,9 @@ def test_bc_runner_lowers_validation_loss_and_saves_a_memory_ppo_model(
     assert config["stochastic_eval"] is True and final["heldout"]["protocol"] == "sampled"
 
     model = MemoryPPO.load(run_dir / "model.zip")
-    assert model.policy.memory_name == "tlb" and model.policy.memory_kwargs == TINY_MEMORY_KWARGS
+    assert model.policy.memory_name == "tlb"
+    # The saved model records the tlb options left at their defaults too (Memory.recorded_settings).
+    assert model.policy.memory_kwargs == {**TINY_MEMORY_KWARGS, **model.policy.memory.recorded_settings()}
     result = evaluate_model(model, make_vec_env(ENV_ID, n_envs=2, seed=HELDOUT_SEED_START), n_episodes=2)
     assert result.episodes == 2
     table = tmp_path / "eval.json"
