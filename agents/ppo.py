@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import pathlib
 import warnings
+import zipfile
 from collections.abc import Iterable
 from typing import Any, ClassVar
 
@@ -22,7 +23,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BasePolicy
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.save_util import load_from_zip_file
+from stable_baselines3.common.save_util import json_to_data, open_path
 from stable_baselines3.common.type_aliases import GymEnv, Schedule
 from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
@@ -50,6 +51,26 @@ class TrainingDiverged(RuntimeError):
             f"training diverged at step {step}: {what}; likely cause: a learning rate or reward scale too "
             "large (lower --lr, check the rewards)"
         )
+
+
+def saved_data(
+    path: str | pathlib.Path | io.BufferedIOBase, custom_objects: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    """A saved model's data (its class parameters, SB3's ``data`` entry) without loading its weights; None
+    where there is none or the file is no zip archive (SB3's ``load`` then says what is wrong)."""
+    file = open_path(path, "r", suffix="zip")
+    try:
+        with zipfile.ZipFile(file) as archive:
+            if "data" not in archive.namelist():
+                return None
+            return json_to_data(archive.read("data").decode(), custom_objects=custom_objects)
+    except zipfile.BadZipFile:
+        return None
+    finally:
+        if isinstance(path, io.BufferedIOBase):
+            path.seek(0)  # SB3's load reads the same file object again
+        else:
+            file.close()
 
 
 class RunningMeans:
@@ -185,9 +206,7 @@ class MemoryPPO(PPO):
     ) -> MemoryPPO:
         """SB3's ``load``; a model saved by an earlier version gets the memory it was trained with even where
         defaults have changed since (``policies.policy.upgrade_policy_kwargs``)."""
-        data, _, _ = load_from_zip_file(path, custom_objects=custom_objects, device="cpu")
-        if isinstance(path, io.BufferedIOBase):
-            path.seek(0)
+        data = saved_data(path, custom_objects)
         if data is not None and data.get("policy_kwargs") is not None and "policy_class" in data:
             upgraded = upgrade_policy_kwargs(data["policy_class"], data["policy_kwargs"])
             if upgraded is not data["policy_kwargs"]:
