@@ -174,9 +174,18 @@ def user_settings(parser: argparse.ArgumentParser, rest: list[str], required: li
     """The runner flags given to the study (``--total-steps 50000 ...``), by destination, validated by the
     runner's own parser; flags the study owns are refused."""
     actions = parser_options(parser)
+    # Every flag the runner accepts, including a second flag of one destination (--deterministic).
+    flags = {flag: action for action in parser._actions for flag in action.option_strings}
     for word in rest:
         if word.startswith("--"):
-            resolve_key(actions, word.split("=", 1)[0], word)
+            flag = word.split("=", 1)[0]
+            action = flags.get(flag)
+            if action is None:
+                resolve_key(actions, flag, word)  # fails, naming the unknown flag
+            elif action.dest in STUDY_OWNED:
+                raise UsageError(
+                    f"{word}: {flag!r} is set by the study for every trial: use {STUDY_OWNED[action.dest]}"
+                )
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr):

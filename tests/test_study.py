@@ -85,6 +85,12 @@ def test_benchmark_settings_come_first_and_study_flags_override_them() -> None:
     assert spec.argv[spec.argv.index("--total-steps") + 1] == "300000"  # the benchmark's budget stays
 
 
+@pytest.mark.parametrize("flag", ["--deterministic", "--no-stochastic-eval"])
+def test_a_runner_flag_sharing_its_destination_with_another_reaches_every_trial(flag: str) -> None:
+    plan = study.plan_study(["--env", ENV_ID, "--memories", "tlb,none", "--seeds", "0", flag])
+    assert all("--no-stochastic-eval" in spec.argv for spec in plan.specs)
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
