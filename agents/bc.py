@@ -43,6 +43,12 @@ from policies.memories import MemoryState
 
 # Minibatches are formed from pools of this many minibatches' worth of episodes sorted by length.
 BUCKET_POOL = 16
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def cosine_factor(progress: float) -> float:
+    """The learning-rate factor of a half-cosine decay: 1 at progress 0, 0 at progress 1 (clipped)."""
+    return 0.5 * (1.0 + math.cos(math.pi * min(max(progress, 0.0), 1.0)))
 
 
 @dataclass
@@ -62,6 +68,12 @@ class BCConfig:
     :param total_minutes: stop after this much wall-clock time (None: run every epoch)
     :param seed: seed of the validation split and the minibatch order
     :param deterministic_eval: greedy actions when evaluating in the env
+    :param lr_schedule: ``"constant"``, or ``"cosine"``: the learning rate decays to 0 along a half cosine
+        over the budget (the epochs, or ``total_minutes`` when that ends first)
+    :param ent_coef: weight of an entropy bonus on the predicted action distribution (BabyAI's imitation
+        baseline uses 0.01); it keeps the policy from becoming overconfident on the demos
+    :param keep_best: keep the weights of the epoch with the best validation accuracy, restored before the
+        final evaluation (early stopping without ending training); needs a validation split
     """
 
     epochs: int = 20
@@ -77,6 +89,9 @@ class BCConfig:
     total_minutes: float | None = None
     seed: int = 0
     deterministic_eval: bool = True
+    lr_schedule: str = "constant"
+    ent_coef: float = 0.0
+    keep_best: bool = False
 
     def check(self) -> None:
         """Raise a one-line ``ValueError`` for a setting that cannot work."""
@@ -93,6 +108,12 @@ class BCConfig:
             raise ValueError(f"total_minutes must be positive, got {self.total_minutes}")
         if self.gamma is not None and not 0.0 <= self.gamma <= 1.0:
             raise ValueError(f"gamma must be in [0, 1], got {self.gamma}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule {self.lr_schedule!r}: use one of {', '.join(LR_SCHEDULES)}")
+        if self.ent_coef < 0:
+            raise ValueError(f"ent_coef must be 0 or more, got {self.ent_coef}")
+        if self.keep_best and self.val_fraction == 0:
+            raise ValueError("keep_best picks the epoch by validation accuracy: set val_fraction above 0")
 
 
 def discounted_returns(demos: Demos, gamma: float) -> np.ndarray:
@@ -238,6 +259,10 @@ class BCTrainer:
         self.history: list[EpochStats] = []
         self.frames = 0
         self.train_seconds = 0.0
+        # keep_best: the epoch with the best validation accuracy so far and a copy of its weights.
+        self.best_epoch: int | None = None
+        self.best_val_accuracy = -math.inf
+        self._best_weights: dict[str, torch.Tensor] | None = None
 
     # ------------------------------------------------------------------ one minibatch
 
@@ -263,6 +288,10 @@ class BCTrainer:
             actions = batch.actions[:, t0:t1].flatten()
             cross_entropy = (F.cross_entropy(logits, actions, reduction="none") * mask).sum()
             loss = cross_entropy / n_valid
+            if config.ent_coef > 0:
+                log_probs = F.log_softmax(logits, dim=-1)
+                entropy = (-(log_probs.exp() * log_probs).sum(dim=-1) * mask).sum()
+                loss = loss - config.ent_coef * entropy / n_valid
             value_error = torch.zeros(())
             if config.vf_coef > 0:
                 values = policy.value_net(latent_vf).squeeze(-1)
@@ -307,6 +336,9 @@ class BCTrainer:
         record("bc/frames", stats.frames)
         record("bc/val_loss", stats.val_loss)
         record("bc/val_accuracy", stats.val_accuracy)
+        record("train/learning_rate", self.optimizer.param_groups[0]["lr"])
+        if self.best_epoch is not None:
+            record("bc/best_epoch", self.best_epoch)
         if stats.epoch > 0:
             record("bc/train_loss", stats.train_loss)
             record("bc/train_accuracy", stats.train_accuracy)
@@ -336,6 +368,7 @@ class BCTrainer:
         self._log(self.history[-1])
 
         n_batches = math.ceil(len(self.train_episodes) / config.batch_episodes)
+        total_updates, updates = config.epochs * n_batches, 0
         bar = tqdm(
             total=config.epochs * n_batches, desc="behavioural cloning", unit="batch", disable=not progress
         )
@@ -348,6 +381,9 @@ class BCTrainer:
                     self.train_episodes, config.batch_episodes, self.rng
                 ):
                     batch_start = time.perf_counter()
+                    if config.lr_schedule == "cosine":
+                        self._set_lr(config.lr * cosine_factor(self._progress(updates, total_updates, start)))
+                    updates += 1
                     self.optimizer.zero_grad(set_to_none=True)
                     batch_totals = self.run_batch(self.data.batch(episodes), train=True)
                     torch.nn.utils.clip_grad_norm_(self.policy.parameters(), config.max_grad_norm)
@@ -361,7 +397,12 @@ class BCTrainer:
                         break
                 train_loss, train_accuracy, value_loss = totals.means()
                 val_loss, val_accuracy = self.validate()
+                if config.keep_best and val_accuracy > self.best_val_accuracy:
+                    self.best_epoch, self.best_val_accuracy = epoch, val_accuracy
+                    self._best_weights = {k: v.detach().clone() for k, v in self.policy.state_dict().items()}
                 last = out_of_time or epoch == config.epochs
+                if last and self._best_weights is not None and self.best_epoch != epoch:
+                    self.policy.load_state_dict(self._best_weights)  # the final evaluation scores these
                 evaluate = last or (config.eval_freq > 0 and epoch % config.eval_freq == 0)
                 stats = EpochStats(
                     epoch=epoch,
@@ -384,6 +425,18 @@ class BCTrainer:
         finally:
             bar.close()
         return self.history
+
+    def _progress(self, updates: int, total_updates: int, start: float) -> float:
+        """How far through its budget training is, in [0, 1]: the updates done, or the time used when a
+        ``total_minutes`` budget ends first."""
+        progress = updates / max(total_updates, 1)
+        if self.config.total_minutes is not None:
+            progress = max(progress, (time.perf_counter() - start) / (60 * self.config.total_minutes))
+        return progress
+
+    def _set_lr(self, lr: float) -> None:
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
     @property
     def frames_per_second(self) -> float:

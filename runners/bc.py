@@ -23,7 +23,7 @@ from typing import Any
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents.bc import BCConfig, BCTrainer, EpochStats
+from agents.bc import LR_SCHEDULES, BCConfig, BCTrainer, EpochStats
 from agents.callbacks import atomic_save
 from agents.demos import Demos, load_demos
 from agents.factory import DEFAULT_FEATURES_DIM, build_model
@@ -87,6 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="backpropagate through windows of this many steps (default: whole episodes)",
     )
     bc.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
+    bc.add_argument(
+        "--lr-schedule",
+        choices=LR_SCHEDULES,
+        default="constant",
+        help="constant, or cosine: decay to 0 over the epochs (or --total-minutes, when that ends first)",
+    )
+    bc.add_argument(
+        "--ent-coef", type=non_negative_float, default=0.0, help="entropy bonus weight (BabyAI's IL: 0.01)"
+    )
+    bc.add_argument(
+        "--keep-best",
+        action="store_true",
+        help="end with the weights of the epoch of best validation accuracy (early stopping)",
+    )
     bc.add_argument("--max-grad-norm", type=positive_float, default=0.5, help="gradient clipping")
     bc.add_argument(
         "--vf-coef",
@@ -179,6 +193,9 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         eval_episodes=args.eval_episodes,
         total_minutes=args.total_minutes,
         seed=args.seed,
+        lr_schedule=args.lr_schedule,
+        ent_coef=args.ent_coef,
+        keep_best=args.keep_best,
     )
     config.check()
 
@@ -274,6 +291,14 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
                 "validation",
                 f"loss {first.val_loss:.3f} -> {last.val_loss:.3f}, "
                 f"accuracy {first.val_accuracy:.3f} -> {last.val_accuracy:.3f}",
+            )
+        )
+    if trainer.best_epoch is not None:
+        rows.append(
+            (
+                "kept",
+                f"the weights of epoch {trainer.best_epoch} (best validation accuracy "
+                f"{trainer.best_val_accuracy:.3f}), evaluated below",
             )
         )
     for name, result in final.items():

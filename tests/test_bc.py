@@ -239,6 +239,70 @@ def test_bc_runner_lowers_validation_loss_and_saves_a_memory_ppo_model(
         assert torch.equal(fresh.policy.state_dict()[key], value), key
 
 
+def test_keep_best_ends_with_the_weights_of_the_best_validation_epoch(demos_file: Path) -> None:
+    """Early stopping without stopping: validation accuracies scripted to peak at epoch 2 of 4, the trainer
+    ends (and evaluates) with epoch 2's weights; without keep_best it ends with epoch 4's."""
+    scripted = iter([(2.0, 0.1), (1.0, 0.5), (0.5, 0.9), (0.4, 0.3), (0.3, 0.2)])  # epoch 0 first
+    config = BCConfig(epochs=4, batch_episodes=8, lr=3e-3, val_fraction=0.2, eval_freq=0, keep_best=True)
+    trainer = BCTrainer(tiny_model(), load_demos(demos_file), config)
+    trainer.validate = lambda: next(scripted)  # type: ignore[method-assign]
+    weights: dict[int, dict[str, torch.Tensor]] = {}
+
+    def snapshot(stats) -> None:  # noqa: ANN001
+        weights[stats.epoch] = {k: v.clone() for k, v in trainer.policy.state_dict().items()}
+
+    trainer.train(progress=False, on_epoch=snapshot)
+    assert trainer.best_epoch == 2 and trainer.best_val_accuracy == 0.9
+    final = trainer.policy.state_dict()
+    assert all(torch.equal(final[k], v) for k, v in weights[2].items())
+    assert not all(torch.equal(weights[3][k], v) for k, v in weights[2].items())  # training went on
+
+    with pytest.raises(ValueError, match="keep_best picks the epoch by validation accuracy"):
+        BCConfig(keep_best=True, val_fraction=0.0).check()
+
+
+def test_cosine_schedule_decays_the_learning_rate_to_zero_over_the_epochs(demos_file: Path) -> None:
+    config = BCConfig(
+        epochs=3, batch_episodes=8, lr=1e-3, val_fraction=0.2, eval_freq=0, lr_schedule="cosine"
+    )
+    trainer = BCTrainer(tiny_model(), load_demos(demos_file), config)
+    used: list[float] = []
+    step = trainer.optimizer.step
+    trainer.optimizer.step = lambda: (used.append(trainer.optimizer.param_groups[0]["lr"]), step())  # type: ignore[method-assign]
+    trainer.train(progress=False)
+    n_updates = 3 * int(np.ceil(len(trainer.train_episodes) / 8))
+    assert len(used) == n_updates and used[0] == pytest.approx(1e-3)
+    assert all(later < earlier for earlier, later in zip(used, used[1:]))
+    assert used[-1] < 0.05e-3  # the last update's factor: 0.5 (1 + cos(pi (n - 1) / n))
+
+
+def test_an_entropy_bonus_keeps_the_policy_less_certain(demos_file: Path) -> None:
+    """The bonus has the right sign: after the same updates a large ent_coef leaves a higher entropy."""
+    stored = load_demos(demos_file)
+
+    def entropy_after(ent_coef: float) -> float:
+        torch.manual_seed(0)
+        config = BCConfig(
+            epochs=3, batch_episodes=8, lr=3e-3, val_fraction=0.2, eval_freq=0, ent_coef=ent_coef
+        )
+        trainer = BCTrainer(tiny_model(), stored, config)
+        trainer.train(progress=False)
+        batch = trainer.data.batch(trainer.val_episodes)
+        policy = trainer.policy
+        with torch.no_grad():
+            obs = {key: value.flatten(0, 1) for key, value in batch.observations.items()}
+            n_rows, length = batch.mask.shape
+            starts = torch.zeros(n_rows, length, dtype=torch.bool)
+            starts[:, 0] = True
+            inputs = policy.memory_inputs(obs).view(n_rows, length, -1)
+            latent, _ = policy.memory.sequence(inputs, policy.initial_state(n_rows), starts)
+            logits = policy.action_net(policy.mlp_extractor(latent.flatten(0, 1))[0])
+            entropy = torch.distributions.Categorical(logits=logits).entropy()
+        return float((entropy * batch.mask.flatten()).sum() / batch.mask.sum())
+
+    assert entropy_after(1.0) > entropy_after(0.0) + 0.1
+
+
 def test_bc_runner_bad_input(demos_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_dir = tmp_path / "run"
     for extra, message in (
@@ -248,6 +312,7 @@ def test_bc_runner_bad_input(demos_file: Path, tmp_path: Path, capsys: pytest.Ca
         (["--demos", str(demos_file), "--vf-coef", "-1"], "--vf-coef: must be 0 or more"),
         (["--demos", str(demos_file), "--device", "cuda:99"], "--device cuda:99: this machine has"),
         (["--demos", str(demos_file), "--suite", "memory-length"], "trains on MiniGrid-MemoryS7-v0"),
+        (["--demos", str(demos_file), "--keep-best", "--val-fraction", "0"], "set val_fraction above 0"),
     ):
         assert exit_code(bc.main, [*extra, *TINY_MEMORY, "--logdir", str(run_dir)]) == 2
         err = capsys.readouterr().err
