@@ -31,7 +31,7 @@ import torch
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents.bc import BCConfig, BCTrainer
+from agents.bc import LR_SCHEDULES, BCConfig, BCTrainer
 from agents.demo_generation import append_bot_demos
 from agents.demos import Demos, load_demos
 from agents.evaluation import EvaluationResult, evaluate_model, protocol_name
@@ -87,6 +87,13 @@ def main() -> None:
     parser.add_argument("--features-dim", type=int, default=128, help="observation encoder width")
     parser.add_argument("--batch-episodes", type=int, default=64, help="whole episodes per minibatch")
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    parser.add_argument(
+        "--lr-schedule", choices=LR_SCHEDULES, default="constant", help="cosine: decay to 0 over --minutes"
+    )
+    parser.add_argument("--ent-coef", type=float, default=0.0, help="entropy bonus weight")
+    parser.add_argument(
+        "--keep-best", action="store_true", help="evaluate the weights of the best validation epoch"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -120,6 +127,9 @@ def main() -> None:
             eval_episodes=args.eval_episodes,
             total_minutes=args.minutes,
             seed=args.seed,
+            lr_schedule=args.lr_schedule,
+            ent_coef=args.ent_coef,
+            keep_best=args.keep_best,
         )
         trainer = BCTrainer(model, demos, config)
         history = trainer.train(progress=False)
@@ -130,11 +140,14 @@ def main() -> None:
         if args.save_dir:
             model.save(Path(args.save_dir) / f"bc-{memory}.zip")
         last = history[-1]
+        # With --keep-best the evaluated weights are those of the best validation epoch.
+        accuracy = trainer.best_val_accuracy if trainer.best_epoch is not None else last.val_accuracy
         fps.append(trainer.frames_per_second)
-        rows.append((memory, last.epoch, trainer.frames_per_second, last.val_accuracy, results))
+        rows.append((memory, last.epoch, trainer.frames_per_second, accuracy, results))
+        kept = f" (kept epoch {trainer.best_epoch})" if trainer.best_epoch is not None else ""
         print(
             f"{memory}: {last.epoch} epochs, {trainer.frames:,} frames, "
-            f"{trainer.frames_per_second:,.0f} frames/s, validation accuracy {last.val_accuracy:.3f}"
+            f"{trainer.frames_per_second:,.0f} frames/s, validation accuracy {accuracy:.3f}{kept}"
         )
 
     columns = list(rows[0][4])
