@@ -39,11 +39,9 @@ def check_heads(d_model: int, n_heads: int) -> None:
 
 def reset_where(state: MemoryState, reset: torch.Tensor, initial: MemoryState) -> MemoryState:
     """Replace the state of every batch row where ``reset`` is true by the initial state."""
-    out: MemoryState = {}
-    for key, value in state.items():
-        mask = reset.bool().view(-1, *([1] * (value.dim() - 1)))
-        out[key] = torch.where(mask, initial[key].to(value.dtype), value)
-    return out
+    # Writing the reset rows by index costs a fraction of a broadcast torch.where on small CPU batches.
+    rows = reset.bool().nonzero().squeeze(1)
+    return {key: value.index_put((rows,), initial[key][rows].to(value.dtype)) for key, value in state.items()}
 
 
 class Memory(nn.Module, ABC):

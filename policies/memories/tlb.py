@@ -386,24 +386,26 @@ class TemporalLatentBottleneck(Memory):
         keys_values: torch.Tensor,
         latents: torch.Tensor,
         position: torch.Tensor,
-        slot: torch.Tensor,
+        rows: torch.Tensor,
         reads: list[torch.Tensor] | None,
         previous: tuple[torch.Tensor, torch.Tensor] | None = None,
         window: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """The fast stream's output [B, D] at ``position`` only, when it has a single self-attention block
         (the first): that block attends to the keys and values of the chunk's earlier positions, cached in
-        the state, plus this step's; everything runs on one token per row instead of K."""
+        the state, plus this step's; everything runs on one token per row instead of K. ``rows``: arange(B),
+        which with ``position`` indexes this step's slot of the chunk."""
         h = self.input_proj(x) + self.position_embedding[position]  # [B, D]
         if self.shift_proj is not None:
             # window: cat(previous chunk's inputs, this chunk's) [B, 2K, input_dim]; this step: K + position.
             assert window is not None
-            rows = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
             earlier = self.chunk_size + position.unsqueeze(1) - self.shift_offsets  # [B, shift]
-            h = h + self.shift_proj(window[rows, earlier].flatten(1))
+            h = h + self.shift_proj(window[rows.unsqueeze(1), earlier].flatten(1))
         first, *rest = self.fast_blocks
         normed = first.norm(h).unsqueeze(1)  # [B, 1, D]
-        keys_values = torch.where(slot, first.attn.key_value(normed), keys_values)  # [B, K, 2D]
+        keys_values = keys_values.index_put(
+            (rows, position), first.attn.key_value(normed)[:, 0]
+        )  # [B, K, 2D]
         visible = self.chunk_positions <= position.unsqueeze(1)  # [B, K]
         attended = keys_values
         if previous is not None:
@@ -432,8 +434,9 @@ class TemporalLatentBottleneck(Memory):
             state = reset_where(state, episode_start, self._initial_state(batch, fingerprint))
         state = self._refresh_stale(state, fingerprint)
         latents, position = state["latents"], state["position"].long()
-        slot = (self.chunk_positions == position.unsqueeze(1)).unsqueeze(-1)  # [B, K, 1]
-        chunk_inputs = torch.where(slot, x.unsqueeze(1), state["chunk_inputs"])
+        # This step's slot of the chunk, written by index (cheaper than a broadcast torch.where on CPU).
+        rows = torch.arange(batch, device=x.device)
+        chunk_inputs = state["chunk_inputs"].index_put((rows, position), x)
 
         # Positions after `position` hold zeros; the causal mask keeps them from affecting this step.
         block_reads: list[torch.Tensor] | None = [] if reads is not None else None
@@ -443,16 +446,15 @@ class TemporalLatentBottleneck(Memory):
         if self.single_self_block:
             window = torch.cat([previous_inputs, chunk_inputs], dim=1) if self.input_shift else None
             out, new_state["chunk_keys_values"] = self._fast_stream_cached(
-                x, state["chunk_keys_values"], latents, position, slot, block_reads, previous, window
+                x, state["chunk_keys_values"], latents, position, rows, block_reads, previous, window
             )
         else:
             out = self.fast_stream(chunk_inputs, latents, block_reads, previous, previous_inputs)
             out = out.gather(1, position.view(-1, 1, 1).expand(-1, 1, out.shape[2])).squeeze(1)
         # Causality makes this step's output final: keep it for the slow update at the chunk's end.
-        chunk_outputs = torch.where(slot, out.unsqueeze(1), state["chunk_outputs"])
+        chunk_outputs = state["chunk_outputs"].index_put((rows, position), out)
         y = self.output_norm(out)
         if reads is not None and block_reads:
-            rows = torch.arange(batch, device=x.device)
             per_block = [r if r.dim() == 2 else r[rows, position] for r in block_reads]
             reads.append(torch.stack(per_block).mean(dim=0))
 
