@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 from stable_baselines3.common.logger import Logger
+from stable_baselines3.common.utils import update_learning_rate
 from stable_baselines3.common.vec_env import VecEnv
 from tqdm import tqdm
 
@@ -369,9 +370,7 @@ class BCTrainer:
 
         n_batches = math.ceil(len(self.train_episodes) / config.batch_episodes)
         total_updates, updates = config.epochs * n_batches, 0
-        bar = tqdm(
-            total=config.epochs * n_batches, desc="behavioural cloning", unit="batch", disable=not progress
-        )
+        bar = tqdm(total=total_updates, desc="behavioural cloning", unit="batch", disable=not progress)
         out_of_time = False
         try:
             for epoch in range(1, config.epochs + 1):
@@ -382,7 +381,8 @@ class BCTrainer:
                 ):
                     batch_start = time.perf_counter()
                     if config.lr_schedule == "cosine":
-                        self._set_lr(config.lr * cosine_factor(self._progress(updates, total_updates, start)))
+                        progress_done = self._progress(updates, total_updates, start)
+                        update_learning_rate(self.optimizer, config.lr * cosine_factor(progress_done))
                     updates += 1
                     self.optimizer.zero_grad(set_to_none=True)
                     batch_totals = self.run_batch(self.data.batch(episodes), train=True)
@@ -433,10 +433,6 @@ class BCTrainer:
         if self.config.total_minutes is not None:
             progress = max(progress, (time.perf_counter() - start) / (60 * self.config.total_minutes))
         return progress
-
-    def _set_lr(self, lr: float) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
 
     @property
     def frames_per_second(self) -> float:

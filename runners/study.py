@@ -179,13 +179,11 @@ def user_settings(parser: argparse.ArgumentParser, rest: list[str], required: li
     for word in rest:
         if word.startswith("--"):
             flag = word.split("=", 1)[0]
+            # A flag named otherwise than its destination (--deterministic) is checked as that destination;
+            # every other word as written, so that an error names it.
             action = flags.get(flag)
-            if action is None:
-                resolve_key(actions, flag, word)  # fails, naming the unknown flag
-            elif action.dest in STUDY_OWNED:
-                raise UsageError(
-                    f"{word}: {flag!r} is set by the study for every trial: use {STUDY_OWNED[action.dest]}"
-                )
+            renamed = action is not None and flag.lstrip("-").replace("-", "_") != action.dest
+            resolve_key(actions, action.dest if renamed else flag, word)
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr):
