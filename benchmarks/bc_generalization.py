@@ -91,6 +91,7 @@ def main() -> None:
         "--lr-schedule", choices=LR_SCHEDULES, default="constant", help="cosine: decay to 0 over --minutes"
     )
     parser.add_argument("--ent-coef", type=float, default=0.0, help="entropy bonus weight")
+    parser.add_argument("--weight-decay", type=float, default=0.0, help="AdamW weight decay (0: Adam)")
     parser.add_argument(
         "--keep-best", action="store_true", help="evaluate the weights of the best validation epoch"
     )
@@ -129,6 +130,7 @@ def main() -> None:
             seed=args.seed,
             lr_schedule=args.lr_schedule,
             ent_coef=args.ent_coef,
+            weight_decay=args.weight_decay,
             keep_best=args.keep_best,
         )
         trainer = BCTrainer(model, demos, config)

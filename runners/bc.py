@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--ent-coef", type=non_negative_float, default=0.0, help="entropy bonus weight (BabyAI's IL: 0.01)"
     )
     bc.add_argument(
+        "--weight-decay",
+        type=non_negative_float,
+        default=0.0,
+        help="AdamW's decoupled weight decay of the weight matrices (0: plain Adam)",
+    )
+    bc.add_argument(
         "--keep-best",
         action="store_true",
         help="end with the weights of the epoch of best validation accuracy (early stopping)",
@@ -195,6 +201,7 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         seed=args.seed,
         lr_schedule=args.lr_schedule,
         ent_coef=args.ent_coef,
+        weight_decay=args.weight_decay,
         keep_best=args.keep_best,
     )
     config.check()

@@ -303,6 +303,33 @@ def test_an_entropy_bonus_keeps_the_policy_less_certain(demos_file: Path) -> Non
     assert entropy_after(1.0) > entropy_after(0.0) + 0.1
 
 
+def test_weight_decay_shrinks_the_weight_matrices_only(demos_file: Path) -> None:
+    """AdamW's decay reaches the matrices (smaller after the same updates), never biases or LayerNorm gains
+    (their decay group is 0); without it the optimizer stays plain Adam."""
+    stored = load_demos(demos_file)
+
+    def trained(weight_decay: float) -> BCTrainer:
+        torch.manual_seed(0)
+        config = BCConfig(
+            epochs=2, batch_episodes=8, val_fraction=0.2, eval_freq=0, weight_decay=weight_decay
+        )
+        trainer = BCTrainer(tiny_model(), stored, config)
+        trainer.train(progress=False)
+        return trainer
+
+    plain, decayed = trained(0.0), trained(50.0)
+    assert type(plain.optimizer) is torch.optim.Adam and type(decayed.optimizer) is torch.optim.AdamW
+    matrices, vectors = decayed.optimizer.param_groups
+    assert all(p.dim() >= 2 for p in matrices["params"]) and matrices["weight_decay"] == 50.0
+    assert all(p.dim() < 2 for p in vectors["params"]) and vectors["weight_decay"] == 0.0
+    assert len(matrices["params"]) + len(vectors["params"]) == len(list(decayed.policy.parameters()))
+
+    def matrix_norm(trainer: BCTrainer) -> float:
+        return sum(float(p.norm()) for p in trainer.policy.parameters() if p.dim() >= 2)
+
+    assert matrix_norm(decayed) < 0.9 * matrix_norm(plain)
+
+
 def test_bc_runner_bad_input(demos_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_dir = tmp_path / "run"
     for extra, message in (
@@ -313,6 +340,7 @@ def test_bc_runner_bad_input(demos_file: Path, tmp_path: Path, capsys: pytest.Ca
         (["--demos", str(demos_file), "--device", "cuda:99"], "--device cuda:99: this machine has"),
         (["--demos", str(demos_file), "--suite", "memory-length"], "trains on MiniGrid-MemoryS7-v0"),
         (["--demos", str(demos_file), "--keep-best", "--val-fraction", "0"], "set val_fraction above 0"),
+        (["--demos", str(demos_file), "--weight-decay", "-1"], "--weight-decay: must be 0 or more"),
     ):
         assert exit_code(bc.main, [*extra, *TINY_MEMORY, "--logdir", str(run_dir)]) == 2
         err = capsys.readouterr().err
