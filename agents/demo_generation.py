@@ -5,6 +5,12 @@ Each episode is one level (``env.reset(seed=s)``) solved by ``minigrid.utils.bab
 which replans after every step. Levels the bot fails (it raises, or does not succeed within the env's
 ``max_steps``) are skipped and counted; their seeds are recorded so they are never tried again.
 
+With ``noise`` p > 0 (DART, Laskey et al. 2017), each step executes a random move (left, right or forward)
+with probability p instead of the bot's action, while the bot's action for that observation is what the
+episode stores: the demos then show how the bot recovers from states off its own path, which is where a
+cloned policy ends up after its first mistake (without such data it tends to repeat its last action until
+the time limit). The random draws depend on the level's seed only, not on the workers.
+
 Worker processes each take their own blocks of consecutive seeds; which seeds are tried and stored does not
 depend on the number of workers. Seeds stay below ``envs.suites.HELDOUT_SEED_START`` (1e9), where the
 held-out evaluation seeds begin. The file format is described in ``agents/demos.py``.
@@ -24,7 +30,15 @@ import numpy as np
 from minigrid.utils.baby_ai_bot import BabyAIBot
 from tqdm import tqdm
 
-from agents.demos import Demos, concatenate_demos, empty_demos, load_demos, save_demos
+from agents.demos import (
+    Demos,
+    NoisyMoves,
+    check_noise,
+    concatenate_demos,
+    empty_demos,
+    load_demos,
+    save_demos,
+)
 from envs import make_env
 from envs.suites import HELDOUT_SEED_START
 
@@ -58,17 +72,21 @@ def check_bot_env(env: gym.Env, env_id: str) -> None:
         )
 
 
-def bot_episode(env: gym.Env, seed: int) -> tuple[Episode | None, str]:
-    """Play the level of ``seed`` with the bot. Returns the episode, or None and why the bot failed."""
+def bot_episode(env: gym.Env, seed: int, noise: float = 0.0) -> tuple[Episode | None, str]:
+    """Play the level of ``seed`` with the bot (executing a random move with probability ``noise`` at each
+    step; the bot's own action is stored). Returns the episode, or None and why the bot failed."""
     obs, _ = env.reset(seed=seed)
     episode = Episode(seed=seed, observations=[], actions=[], rewards=[])
+    moves = NoisyMoves(seed, noise)
+    taken: int | None = None
     try:
         bot = BabyAIBot(env.unwrapped)
         while True:
-            action = int(bot.replan())
+            action = int(bot.replan(taken))
             episode.observations.append(obs)
             episode.actions.append(action)
-            obs, reward, terminated, truncated, info = env.step(action)
+            taken = moves.executed(action)
+            obs, reward, terminated, truncated, info = env.step(taken)
             episode.rewards.append(float(reward))
             if terminated or truncated:
                 break
@@ -83,14 +101,14 @@ def bot_episode(env: gym.Env, seed: int) -> tuple[Episode | None, str]:
 _WORKER_ENV: dict[str, gym.Env] = {}
 
 
-def run_block(env_id: str, first_seed: int, stop_seed: int) -> BlockResult:
+def run_block(env_id: str, first_seed: int, stop_seed: int, noise: float = 0.0) -> BlockResult:
     """Play seeds ``first_seed .. stop_seed - 1`` in this process's env of ``env_id`` (made once)."""
     if env_id not in _WORKER_ENV:
         _WORKER_ENV[env_id] = make_env(env_id)
     env = _WORKER_ENV[env_id]
     result = BlockResult()
     for seed in range(first_seed, stop_seed):
-        episode, reason = bot_episode(env, seed)
+        episode, reason = bot_episode(env, seed, noise)
         if episode is None:
             result.failures.append((seed, reason))
         else:
@@ -98,11 +116,13 @@ def run_block(env_id: str, first_seed: int, stop_seed: int) -> BlockResult:
     return result
 
 
-def _run_block_star(args: tuple[str, int, int]) -> BlockResult:
+def _run_block_star(args: tuple[str, int, int, float]) -> BlockResult:
     return run_block(*args)
 
 
-def episodes_to_demos(env_id: str, env: gym.Env, episodes: list[Episode], skipped: list[int]) -> Demos:
+def episodes_to_demos(
+    env_id: str, env: gym.Env, episodes: list[Episode], skipped: list[int], noise: float = 0.0
+) -> Demos:
     """Pack episodes (sorted by seed) into a ``Demos`` with ``env``'s observation dtypes."""
     template = empty_demos(env_id, env)
     episodes = sorted(episodes, key=lambda episode: episode.seed)
@@ -121,7 +141,7 @@ def episodes_to_demos(env_id: str, env: gym.Env, episodes: list[Episode], skippe
         skipped_seeds=np.asarray(sorted(skipped), dtype=np.int64),
         observation_space=template.observation_space,
         action_space=template.action_space,
-        metadata={"generator": BOT_NAME, "minigrid_version": version("minigrid")},
+        metadata={"generator": BOT_NAME, "minigrid_version": version("minigrid"), "noise": noise},
     )
 
 
@@ -134,7 +154,12 @@ class GenerationResult:
 
 
 def generate_demos(
-    env_id: str, n_episodes: int, first_seed: int = 0, workers: int = 1, progress: bool = True
+    env_id: str,
+    n_episodes: int,
+    first_seed: int = 0,
+    workers: int = 1,
+    progress: bool = True,
+    noise: float = 0.0,
 ) -> GenerationResult:
     """Solve ``n_episodes`` levels of ``env_id`` with the bot, trying seeds from ``first_seed`` on.
 
@@ -143,9 +168,10 @@ def generate_demos(
     processes play in any order; so the stored seeds are the first ``n_episodes`` the bot solves, whatever
     the number of workers.
 
-    :raises ValueError: when the seeds would reach ``HELDOUT_SEED_START``, or the bot solves none of the
-        first levels (a level family it cannot play)
+    :raises ValueError: when the seeds would reach ``HELDOUT_SEED_START``, the bot solves none of the
+        first levels (a level family it cannot play), or ``noise`` is outside [0, 1)
     """
+    check_noise(noise)
     env = make_env(env_id)
     env.reset(seed=first_seed)
     check_bot_env(env, env_id)
@@ -165,7 +191,7 @@ def generate_demos(
                 )
             block = int(np.clip(need // (8 * workers), 1, 50))
             blocks = [
-                (env_id, s, min(s + block, next_seed + need))
+                (env_id, s, min(s + block, next_seed + need), noise)
                 for s in range(next_seed, next_seed + need, block)
             ]
             results = (
@@ -192,7 +218,7 @@ def generate_demos(
             pool.terminate()
             pool.join()
     failures.sort()
-    demos = episodes_to_demos(env_id, env, episodes, [seed for seed, _ in failures])
+    demos = episodes_to_demos(env_id, env, episodes, [seed for seed, _ in failures], noise)
     env.close()
     return GenerationResult(demos, failures, time.perf_counter() - start, next_seed - first_seed)
 
@@ -204,26 +230,34 @@ def append_bot_demos(
     first_seed: int = 0,
     workers: int = 1,
     progress: bool = True,
+    noise: float = 0.0,
 ) -> tuple[GenerationResult, Demos]:
     """Add ``n_episodes`` bot demonstrations of ``env_id`` to the demos file ``path`` (created if missing,
     otherwise appended to, never overwritten: the new seeds continue after the largest seed it has tried),
     rewritten atomically.
 
     :return: the generation's result (its ``demos`` are the new episodes only) and the whole file's demos
-    :raises ValueError: for an existing file of another env or other spaces, seeds that would reach the
-        held-out range, or a level family the bot cannot play; the file is then left as it was
+    :raises ValueError: for an existing file of another env, other spaces or another ``noise``, seeds that
+        would reach the held-out range, or a level family the bot cannot play; the file is then left as it was
     """
+    check_noise(noise)
     path = Path(path)
     existing = load_demos(path) if path.exists() else None
     if existing is not None:
         existing.check_env(env_id, str(path))
+        stored_noise = float(existing.metadata.get("noise", 0.0))
+        if stored_noise != noise:
+            raise ValueError(
+                f"{path} holds demos generated with noise {stored_noise}, not {noise}: append with "
+                f"--noise {stored_noise}, or write the new demos to another file"
+            )
         probe = make_env(env_id)
         try:
             existing.check_spaces(probe.observation_space, probe.action_space)
         finally:
             probe.close()
     first_seed = max(first_seed, existing.next_seed if existing is not None else 0)
-    result = generate_demos(env_id, n_episodes, first_seed, workers, progress=progress)
+    result = generate_demos(env_id, n_episodes, first_seed, workers, progress=progress, noise=noise)
     merged = result.demos if existing is None else concatenate_demos(existing, result.demos)
     save_demos(merged, path)
     return result, merged

@@ -19,11 +19,13 @@ array                  shape, dtype      meaning
 ``metadata``           0-d str           JSON: ``format``, ``version``, ``env_id``,
                                          ``observation_space`` and ``action_space`` (as
                                          ``space_to_dict`` describes them), ``generator``,
-                                         ``minigrid_version``
+                                         ``minigrid_version``, ``noise`` (0 when absent)
 =====================  ================  ==============================================================
 
 Every episode ends in success: observation ``t`` is what the env returned before action ``t``, and the last
-action of an episode terminates it with a positive reward. ``replay_episode`` checks exactly that.
+action of an episode terminates it with a positive reward. ``replay_episode`` checks exactly that. With
+``noise`` p > 0 (demos generated the DART way) the stored action is the bot's, and the action executed was a
+random move wherever ``NoisyMoves`` (seeded with the episode's seed) replaced it; replay applies the same.
 
 Seeds: demonstrations use seeds below ``envs.suites.HELDOUT_SEED_START`` = 1e9, because every held-out
 evaluation (the runners' held-out envs, the held-out sides of ``envs.suites``) uses seeds from there on;
@@ -353,6 +355,30 @@ def load_demos(path: str | Path, env_id: str | None = None) -> Demos:
 # ---------------------------------------------------------------------- replay
 
 
+def check_noise(noise: float) -> None:
+    """Raise a one-line ``ValueError`` for a DART noise outside [0, 1)."""
+    if not 0.0 <= noise < 1.0:
+        raise ValueError(f"noise must be in [0, 1) (the probability of a random move), got {noise}")
+
+
+class NoisyMoves:
+    """The random moves of a noisy (DART) demonstration: ``executed(action)`` is the action the env gets at
+    the next step, a random move (left, right or forward) with probability ``noise``, else ``action``. The
+    draws depend on the episode's seed only, so generation and replay make the same ones."""
+
+    N_MOVES = 3  # left, right, forward: never pickup, drop or toggle, which change the level, nor done
+
+    def __init__(self, seed: int, noise: float) -> None:
+        check_noise(noise)
+        self.noise = noise
+        self.rng = np.random.default_rng(seed)
+
+    def executed(self, action: int) -> int:
+        if self.noise > 0 and self.rng.random() < self.noise:
+            return int(self.rng.integers(self.N_MOVES))
+        return action
+
+
 def observations_equal(first: dict[str, Any], second: dict[str, Any]) -> bool:
     return first.keys() == second.keys() and all(np.array_equal(first[k], second[k]) for k in first)
 
@@ -378,13 +404,14 @@ def replay_episode(demos: Demos, index: int, env: gym.Env | None = None) -> Repl
     try:
         steps = demos.episode_slice(index)
         obs, _ = env.reset(seed=int(demos.seeds[index]))
+        moves = NoisyMoves(int(demos.seeds[index]), float(demos.metadata.get("noise", 0.0)))
         first_mismatch: int | None = None
         success, length = False, 0
         for t in range(steps.start, steps.stop):
             stored = {key: value[t] for key, value in demos.observations.items()}
             if first_mismatch is None and not observations_equal(stored, obs):
                 first_mismatch = t - steps.start
-            obs, _, terminated, truncated, info = env.step(int(demos.actions[t]))
+            obs, _, terminated, truncated, info = env.step(moves.executed(int(demos.actions[t])))
             length += 1
             if terminated or truncated:
                 success = bool(info.get("is_success", False)) and t == steps.stop - 1

@@ -47,12 +47,20 @@ def prepare_demos(args: argparse.Namespace) -> tuple[Demos, float | None]:
     """The first ``args.episodes`` demos of ``args.demos``, generating (appending) what is missing.
     Returns them and the generation rate in episodes per second (None when nothing was generated)."""
     path = Path(args.demos)
-    have = load_demos(path, env_id=args.env).n_episodes if path.exists() else 0
+    have = 0
+    if path.exists():
+        stored = load_demos(path, env_id=args.env)
+        have, noise = stored.n_episodes, float(stored.metadata.get("noise", 0.0))
+        if noise != args.demo_noise:
+            raise SystemExit(
+                f"{path} holds demos generated with noise {noise}, not --demo-noise {args.demo_noise}: "
+                "pass the file's noise, or another --demos file"
+            )
     rate = None
     if have < args.episodes:
         missing = args.episodes - have
         start = time.perf_counter()
-        append_bot_demos(path, args.env, missing, workers=args.workers)
+        append_bot_demos(path, args.env, missing, workers=args.workers, noise=args.demo_noise)
         rate = missing / (time.perf_counter() - start)
     demos = load_demos(path, env_id=args.env)
     return demos.subset(np.arange(args.episodes)), rate
@@ -80,6 +88,12 @@ def main() -> None:
     parser.add_argument("--demos", default="runs/demos/BabyAI-GoToLocal-v0.npz", help="demos file (reused)")
     parser.add_argument("--episodes", type=int, default=FULL_SIZE_EPISODES, help="demos to train on")
     parser.add_argument("--workers", type=int, default=2, help="processes generating demos")
+    parser.add_argument(
+        "--demo-noise",
+        type=float,
+        default=0.0,
+        help="DART: probability of a random move while the bot demonstrates (see runners.demos --noise)",
+    )
     parser.add_argument("--memories", nargs="+", default=["tlb", "lstm", "transformer"])
     parser.add_argument("--minutes", type=float, default=15.0, help="BC wall-clock budget per memory")
     parser.add_argument("--eval-episodes", type=int, default=200, help="episodes per evaluation env")

@@ -29,6 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--seed", type=int, default=0, help="first seed to try (appending continues after the file's seeds)"
     )
+    parser.add_argument(
+        "--noise",
+        type=float,
+        default=0.0,
+        help="probability of a random move at each step, the bot's action stored (DART; 0: none)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -43,9 +49,17 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(
             f"--seed must be in 0..{HELDOUT_SEED_START - 1} (held-out seeds start at {HELDOUT_SEED_START:,})"
         )
+    if not 0.0 <= args.noise < 1.0:
+        raise UsageError(f"--noise must be in [0, 1) (the probability of a random move), got {args.noise}")
     path = args.out
     result, merged = append_bot_demos(
-        path, args.env, args.episodes, args.seed, args.workers, progress=not args.no_progress
+        path,
+        args.env,
+        args.episodes,
+        args.seed,
+        args.workers,
+        progress=not args.no_progress,
+        noise=args.noise,
     )
     new = result.demos
 

@@ -119,6 +119,41 @@ def test_every_stored_episode_replays_to_success(demos_file: Path) -> None:
         assert stored.rewards[stored.episode_slice(index)][-1] > 0
 
 
+def test_noisy_demos_store_the_bots_actions_and_replay_to_success(tmp_path: Path) -> None:
+    """DART: random moves are executed but the bot's actions stored; replay redraws the same moves, so every
+    episode still replays to success, and the bot recovered from moves it did not choose."""
+    clean, noisy = tmp_path / "clean.npz", tmp_path / "noisy.npz"
+    generate(clean, 8)
+    generate(noisy, 8, "--noise", "0.3")
+    plain, stored = load_demos(clean), load_demos(noisy)
+    assert stored.metadata["noise"] == 0.3 and plain.metadata["noise"] == 0.0
+    env = make_env(ENV_ID)
+    for index in range(stored.n_episodes):
+        result = replay_episode(stored, index, env)
+        assert result.observations_match and result.success, f"episode {index}"
+    # Some moves were replaced: the bot needed more steps than on the same levels without noise.
+    same = np.intersect1d(plain.seeds, stored.seeds)
+    assert len(same) >= 6
+    lengths = dict(zip(stored.seeds.tolist(), stored.episode_lengths.tolist()))
+    plain_lengths = dict(zip(plain.seeds.tolist(), plain.episode_lengths.tolist()))
+    assert sum(lengths[s] for s in same) > sum(plain_lengths[s] for s in same)
+    # Replaying the stored (bot) actions without the noise's moves does not reproduce the episodes.
+    unnoised = Demos(**{**vars(stored), "metadata": {**stored.metadata, "noise": 0.0}})
+    assert not all(replay_episode(unnoised, i, env).observations_match for i in range(stored.n_episodes))
+
+
+def test_appending_with_another_noise_is_a_one_line_error(
+    demos_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "demos.npz"
+    path.write_bytes(demos_file.read_bytes())
+    argv = ["--env", ENV_ID, "--episodes", "2", "--out", str(path), "--no-progress", "--noise", "0.2"]
+    assert exit_code(demos.main, argv) == 2
+    err = capsys.readouterr().err
+    assert "generated with noise 0.0, not 0.2" in err and len(err.strip().splitlines()) == 1
+    assert path.read_bytes() == demos_file.read_bytes()
+
+
 def test_demos_of_another_env_is_a_one_line_error(
     demos_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -144,6 +179,7 @@ def test_demos_of_another_env_is_a_one_line_error(
         (["--env", "MiniGrid-Empty-5x5-v0"], "is not a BabyAI level"),
         (["--episodes", "0"], "--episodes must be a positive integer"),
         (["--seed", str(HELDOUT_SEED_START)], "held-out seeds start at"),
+        (["--noise", "1.5"], "--noise must be in [0, 1)"),
     ],
 )
 def test_demos_cli_bad_input(
