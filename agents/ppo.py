@@ -89,10 +89,6 @@ class RunningMeans:
         return {name: float(total) / self.counts[name] for name, total in self.sums.items()}
 
 
-def select_rows(state: MemoryState, index: int) -> MemoryState:
-    return {key: value[index : index + 1] for key, value in state.items()}
-
-
 def default_sequence_length(n_steps: int, batch_size: int, longest: int = MAX_DEFAULT_SEQUENCE_LENGTH) -> int:
     """The largest length up to ``longest`` that divides both ``n_steps`` and ``batch_size``."""
     return max(
@@ -282,6 +278,26 @@ class MemoryPPO(PPO):
                 raise
             raise TrainingDiverged(self.num_timesteps, "the policy's outputs are NaN or infinite") from None
 
+    def terminal_values(
+        self, envs: list[int], infos: list[dict[str, Any]], memory_state: MemoryState
+    ) -> np.ndarray:
+        """The values of the final observations of the episodes of ``envs`` that a time limit cut, each read
+        with its env's row of ``memory_state``: one batched call (SB3 makes one per env, each paying the
+        memory's whole per-call cost)."""
+        observations = [infos[idx]["terminal_observation"] for idx in envs]
+        if isinstance(observations[0], dict):
+            batch: Any = {key: np.stack([obs[key] for obs in observations]) for key in observations[0]}
+        else:
+            batch = np.stack(observations)
+        rows = torch.as_tensor(envs, device=self.device)
+        with torch.no_grad():
+            values = self.policy.predict_values(
+                self.policy.obs_to_tensor(batch)[0],
+                {key: value.index_select(0, rows) for key, value in memory_state.items()},
+                torch.zeros(len(envs), dtype=torch.bool, device=self.device),
+            )
+        return values.flatten().cpu().numpy()
+
     def collect_rollouts(
         self,
         env: VecEnv,
@@ -338,20 +354,15 @@ class MemoryPPO(PPO):
 
             # A time limit is not a real end: bootstrap with the value of the final observation, read with
             # that episode's memory (its state after this step, the episode continuing).
-            for idx, done in enumerate(dones):
-                if (
-                    done
-                    and infos[idx].get("terminal_observation") is not None
-                    and infos[idx].get("TimeLimit.truncated", False)
-                ):
-                    terminal_obs = self.policy.obs_to_tensor(infos[idx]["terminal_observation"])[0]
-                    with torch.no_grad():
-                        terminal_value = self.policy.predict_values(
-                            terminal_obs,
-                            select_rows(memory_state, idx),
-                            torch.zeros(1, dtype=torch.bool, device=self.device),
-                        )[0]
-                    rewards[idx] += self.gamma * terminal_value
+            truncated = [
+                idx
+                for idx, done in enumerate(dones)
+                if done
+                and infos[idx].get("terminal_observation") is not None
+                and infos[idx].get("TimeLimit.truncated", False)
+            ]
+            if truncated:
+                rewards[truncated] += self.gamma * self.terminal_values(truncated, infos, memory_state)
 
             rollout_buffer.add(
                 self._last_obs,  # type: ignore[arg-type]

@@ -203,6 +203,40 @@ def test_memory_state_follows_observations_when_a_callback_stops_early() -> None
     assert int(model._last_memory_state["position"][0]) == 4
 
 
+@pytest.mark.parametrize("memory", ["tlb", "lstm"])
+def test_a_time_limit_bootstraps_with_each_envs_own_memory(memory: str) -> None:
+    """At a truncation the reward gains gamma * V(final observation), V read with that env's memory row:
+    the batched bootstrap equals a value computed env by env (and the envs' values differ, so reading the
+    wrong row would show)."""
+    env = make_vec_env("CartPole-v1", n_envs=3, seed=0, env_kwargs=dict(max_episode_steps=5))
+    model = tiny_model(env, memory, n_steps=12, batch_size=36, sequence_length=4)
+    expected: dict[tuple[int, int], float] = {}
+
+    class ValuesOneByOne(BaseCallback):
+        """Before the bootstrap: each truncated env's value, from its own observation and memory row."""
+
+        def _on_step(self) -> bool:
+            state, infos = self.locals["memory_state"], self.locals["infos"]
+            for idx, done in enumerate(self.locals["dones"]):
+                if done and infos[idx].get("TimeLimit.truncated", False):
+                    obs = torch.as_tensor(infos[idx]["terminal_observation"][None], dtype=torch.float32)
+                    row = {key: value[idx : idx + 1] for key, value in state.items()}
+                    with torch.no_grad():
+                        value = model.policy.predict_values(obs, row, torch.zeros(1, dtype=torch.bool))
+                    expected[(self.locals["n_steps"], idx)] = float(value)
+            return True
+
+    model._setup_learn(total_timesteps=10_000, callback=None)
+    callback = model._init_callback(ValuesOneByOne())
+    assert model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
+    assert len(expected) >= 3, "the test needs truncated episodes"
+    values = list(expected.values())
+    assert max(values) - min(values) > 1e-4
+    for (step, idx), value in expected.items():
+        # The callback runs before the step is counted and stored; the reward of a CartPole step is 1.
+        assert model.rollout_buffer.rewards[step, idx] == pytest.approx(1.0 + model.gamma * value, abs=1e-5)
+
+
 def test_evaluate_actions_refuses_flat_observations() -> None:
     model = tiny_model("CartPole-v1", "tlb")
     with pytest.raises(TypeError, match="whole sequences"):
