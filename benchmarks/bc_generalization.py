@@ -2,6 +2,7 @@
 
     python benchmarks/bc_generalization.py               # 5000 demos, 15 min of BC per memory (~50 min)
     python benchmarks/bc_generalization.py --episodes 200 --minutes 1 --eval-episodes 20   # a quick check
+    python benchmarks/bc_generalization.py --demo-noise 0.2  # DART demos, in runs/demos/<env>-noise0.2.npz
 
 Every memory gets the same budget: the same GoToLocal demos (generated with ``agents.demo_generation``,
 as ``runners.demos`` does, or reused from ``--demos``; a longer file is cut to its first ``--episodes``),
@@ -46,7 +47,8 @@ EVAL_ENVS = 8
 def prepare_demos(args: argparse.Namespace) -> tuple[Demos, float | None]:
     """The first ``args.episodes`` demos of ``args.demos``, generating (appending) what is missing.
     Returns them and the generation rate in episodes per second (None when nothing was generated)."""
-    path = Path(args.demos)
+    suffix = f"-noise{args.demo_noise:g}" if args.demo_noise else ""
+    path = Path(args.demos or f"runs/demos/{args.env}{suffix}.npz")
     have = 0
     if path.exists():
         stored = load_demos(path, env_id=args.env)
@@ -85,7 +87,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--env", default="BabyAI-GoToLocal-v0", help="the demos' env")
-    parser.add_argument("--demos", default="runs/demos/BabyAI-GoToLocal-v0.npz", help="demos file (reused)")
+    parser.add_argument(
+        "--demos", default=None, help="demos file, reused (default runs/demos/<env>.npz, <env>-noise<p>.npz)"
+    )
     parser.add_argument("--episodes", type=int, default=FULL_SIZE_EPISODES, help="demos to train on")
     parser.add_argument("--workers", type=int, default=2, help="processes generating demos")
     parser.add_argument(
@@ -174,7 +178,8 @@ def main() -> None:
     ]
     widths = [max(len(line[i]) for line in [header, *table]) for i in range(len(header))]
     print(
-        f"\nBC on {demos.n_episodes} {demos.env_id} demos, {args.minutes:g} min per memory, "
+        f"\nBC on {demos.n_episodes} {demos.env_id} demos (DART noise {args.demo_noise:g}), "
+        f"{args.minutes:g} min per memory, "
         f"{args.threads} torch thread(s); success rate [95% CI] over {args.eval_episodes} episodes per env, "
         f"{protocol_name(not args.sampled)} actions"
     )
