@@ -434,8 +434,8 @@ def test_levels_the_bot_fails_are_skipped_counted_and_never_retried(
 ) -> None:
     solve = demo_generation.bot_episode
 
-    def fail_every_third(env: object, seed: int) -> tuple[object, str]:
-        return (None, "forced failure") if seed % 3 == 0 else solve(env, seed)  # type: ignore[arg-type]
+    def fail_every_third(env: object, seed: int, noise: float = 0.0) -> tuple[object, str]:
+        return (None, "forced failure") if seed % 3 == 0 else solve(env, seed, noise)  # type: ignore[arg-type]
 
     monkeypatch.setattr(demo_generation, "bot_episode", fail_every_third)
     path = tmp_path / "demos.npz"
