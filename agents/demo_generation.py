@@ -245,12 +245,7 @@ def append_bot_demos(
     existing = load_demos(path) if path.exists() else None
     if existing is not None:
         existing.check_env(env_id, str(path))
-        stored_noise = float(existing.metadata.get("noise", 0.0))
-        if stored_noise != noise:
-            raise ValueError(
-                f"{path} holds demos generated with noise {stored_noise}, not {noise}: append with "
-                f"--noise {stored_noise}, or write the new demos to another file"
-            )
+        existing.check_generated_with(noise, str(path))
         probe = make_env(env_id)
         try:
             existing.check_spaces(probe.observation_space, probe.action_space)

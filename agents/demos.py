@@ -200,6 +200,22 @@ class Demos:
                 f"or a demos file of {env_id}"
             )
 
+    @property
+    def noise(self) -> float:
+        """The DART noise the demos were generated with (0 for files written before it was recorded)."""
+        return float(self.metadata.get("noise", 0.0))
+
+    def check_generated_with(self, noise: float, source: str = "the demos file") -> None:
+        """Raise a one-line ``ValueError`` unless these demos were generated with DART noise ``noise``.
+
+        :param source: how the message names the demos, e.g. their path
+        """
+        if noise != self.noise:
+            raise ValueError(
+                f"{source} holds demos generated with noise {self.noise}, not {noise}: "
+                f"use noise {self.noise} with it, or another demos file"
+            )
+
     def check_spaces(self, observation_space: spaces.Space, action_space: spaces.Space) -> None:
         """Raise a one-line ``ValueError`` unless the env's spaces are the ones the demos were recorded with
         (e.g. a minigrid upgrade that changed the vocabulary would change the mission space)."""
@@ -404,7 +420,7 @@ def replay_episode(demos: Demos, index: int, env: gym.Env | None = None) -> Repl
     try:
         steps = demos.episode_slice(index)
         obs, _ = env.reset(seed=int(demos.seeds[index]))
-        moves = NoisyMoves(int(demos.seeds[index]), float(demos.metadata.get("noise", 0.0)))
+        moves = NoisyMoves(int(demos.seeds[index]), demos.noise)
         first_mismatch: int | None = None
         success, length = False, 0
         for t in range(steps.start, steps.stop):

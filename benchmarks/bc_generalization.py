@@ -52,12 +52,11 @@ def prepare_demos(args: argparse.Namespace) -> tuple[Demos, float | None]:
     have = 0
     if path.exists():
         stored = load_demos(path, env_id=args.env)
-        have, noise = stored.n_episodes, float(stored.metadata.get("noise", 0.0))
-        if noise != args.demo_noise:
-            raise SystemExit(
-                f"{path} holds demos generated with noise {noise}, not --demo-noise {args.demo_noise}: "
-                "pass the file's noise, or another --demos file"
-            )
+        try:
+            stored.check_generated_with(args.demo_noise, str(path))
+        except ValueError as error:
+            raise SystemExit(str(error)) from None
+        have = stored.n_episodes
     rate = None
     if have < args.episodes:
         missing = args.episodes - have

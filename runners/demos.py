@@ -15,7 +15,7 @@ import sys
 
 from agents.demo_generation import BOT_NAME, append_bot_demos
 from envs.suites import HELDOUT_SEED_START
-from runners.cli import UsageError, make_parser, run_main
+from runners.cli import UsageError, fraction, make_parser, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--noise",
-        type=float,
+        type=fraction,
         default=0.0,
         help="probability of a random move at each step, the bot's action stored (DART; 0: none)",
     )
@@ -49,8 +49,6 @@ def main(argv: list[str] | None = None) -> int:
         raise UsageError(
             f"--seed must be in 0..{HELDOUT_SEED_START - 1} (held-out seeds start at {HELDOUT_SEED_START:,})"
         )
-    if not 0.0 <= args.noise < 1.0:
-        raise UsageError(f"--noise must be in [0, 1) (the probability of a random move), got {args.noise}")
     path = args.out
     result, merged = append_bot_demos(
         path,
