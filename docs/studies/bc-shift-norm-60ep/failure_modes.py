@@ -36,7 +36,8 @@ def target_in_view(env: object) -> bool:
 
 
 def loop_kind(actions: list[int]) -> str:
-    """How an episode's last CYCLE_TAIL actions repeat: '2-step', 'N-step' (N = 3..8) or 'no cycle'."""
+    """How an episode's last CYCLE_TAIL actions repeat: 'N-step cycle' (the shortest N from 2 to 8) or
+    'no cycle'."""
     tail = actions[-CYCLE_TAIL:]
     for period in range(2, 9):
         if len(tail) >= 2 * period and all(tail[i] == tail[i % period] for i in range(len(tail))):
@@ -52,7 +53,7 @@ def failure_modes(model_path: Path, n_episodes: int) -> str:
     repeats = pairs = episodes = successes = 0
     stuck_on: list[int] = []  # the repeated action of each failure whose last TAIL actions are one action
     loops: Counter[str] = Counter()  # how the other failures end
-    seen = [target_in_view(e.unwrapped) for e in env.envs]  # type: ignore[attr-defined]
+    seen = [False] * ENVS  # per env: the target was in view at some step of its current episode
     failures = failures_after_seeing = 0
     while episodes < n_episodes:
         for i in range(ENVS):
@@ -77,7 +78,7 @@ def failure_modes(model_path: Path, n_episodes: int) -> str:
                 else:
                     loops[loop_kind(actions[i])] += 1
             actions[i] = []
-            seen[i] = target_in_view(env.envs[i].unwrapped)  # type: ignore[attr-defined]
+            seen[i] = False  # the next loop's check sees the new episode's first state
         starts = dones
     names = ("left", "right", "forward", "pickup", "drop", "toggle", "done")
     stuck = ", ".join(f"{names[a]} {stuck_on.count(a)}" for a in sorted(set(stuck_on))) or "none"
