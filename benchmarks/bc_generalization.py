@@ -46,6 +46,7 @@ from agents.evaluation import EvaluationResult, evaluate_model, protocol_name
 from agents.factory import build_model
 from envs import make_vec_env
 from envs.suites import HELDOUT_SEED_START, get_suite
+from runners.cli import UsageError, add_memory_option_flags, memory_kwargs_from_args
 
 FULL_SIZE_EPISODES = 5000
 EVAL_ENVS = 8
@@ -106,6 +107,9 @@ def main() -> None:
         "0 for the bot's plain demos (default: 0.3)",
     )
     parser.add_argument("--memories", nargs="+", default=["tlb", "lstm", "transformer"])
+    add_memory_option_flags(
+        parser.add_argument_group("memory options (as runners.bc's), given to every memory of --memories")
+    )
     parser.add_argument("--minutes", type=float, default=15.0, help="BC wall-clock budget per memory")
     parser.add_argument("--eval-episodes", type=int, default=200, help="episodes per evaluation env")
     parser.add_argument("--suites", nargs="*", default=["room-to-maze", "held-out-pairs"])
@@ -128,6 +132,10 @@ def main() -> None:
     parser.add_argument("--save-dir", default=None, help="save each trained model here (optional)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    try:  # before any demo is generated: a memory flag that some memory does not take ends the run here
+        memory_kwargs = {memory: memory_kwargs_from_args(args, memory) for memory in args.memories}
+    except UsageError as error:
+        raise SystemExit(str(error)) from None
 
     demos, generation_rate = prepare_demos(args)
     print(
@@ -141,6 +149,7 @@ def main() -> None:
         model = build_model(
             make_vec_env(args.env, n_envs=2, seed=args.seed),
             memory,
+            memory_kwargs=memory_kwargs[memory],
             features_dim=args.features_dim,
             seed=args.seed,
             device="cpu",

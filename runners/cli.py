@@ -224,6 +224,11 @@ MEMORY_FLAGS: dict[str, tuple[str, type, str]] = {
 def add_memory_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("memory")
     group.add_argument("--memory", default="tlb", choices=list(MEMORY_CLASSES), help="which memory")
+    add_memory_option_flags(group)
+
+
+def add_memory_option_flags(group: argparse._ActionsContainer) -> None:
+    """The memories' own flags (``--chunk-size``, ``--input-shift``, ...), each defaulting to None (unset)."""
     for flag, (dest, kind, text) in MEMORY_FLAGS.items():
         if kind is bool:
             group.add_argument(
@@ -233,18 +238,18 @@ def add_memory_arguments(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, dest=dest, type=kind, default=None, help=text)
 
 
-def memory_kwargs_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The memory arguments the user set; a flag that the chosen memory does not take is an error."""
-    accepted = memory_parameters(args.memory)
+def memory_kwargs_from_args(args: argparse.Namespace, memory: str | None = None) -> dict[str, Any]:
+    """The memory arguments the user set, for ``memory`` (default ``args.memory``); a flag that the memory
+    does not take is an error."""
+    memory = memory or args.memory
+    accepted = memory_parameters(memory)
     kwargs: dict[str, Any] = {}
     for flag, (dest, _, _) in MEMORY_FLAGS.items():
         value = getattr(args, dest)
         if value is None:
             continue
         if dest not in accepted:
-            raise UsageError(
-                f"{flag} does not apply to --memory {args.memory} (it takes {', '.join(accepted)})"
-            )
+            raise UsageError(f"{flag} does not apply to --memory {memory} (it takes {', '.join(accepted)})")
         kwargs[dest] = value
     return kwargs
 
