@@ -41,6 +41,7 @@ from agents.demos import Demos
 from agents.evaluation import EvaluationResult, evaluate_model
 from agents.ppo import MemoryPPO
 from agents.reporting import flatten_results
+from envs.relabelling import RELABELLINGS, ObservationRelabelling, check_relabelling_space
 from policies.memories import MemoryState
 
 # Minibatches are formed from pools of this many minibatches' worth of episodes sorted by length.
@@ -93,6 +94,10 @@ class BCConfig:
     :param weight_decay: decoupled weight decay (AdamW) of the weight matrices, embeddings and convolution
         kernels (not of biases and LayerNorm gains); 0 keeps plain Adam. A few thousand demos are soon
         memorised (training accuracy near 1, validation far below): decay is the usual regulariser
+    :param relabel: ``"none"``, ``"colors"`` or ``"colors+types"``: show each training episode under a
+        random relabelling of its colours (and of the types ball, box and key), drawn per episode and
+        minibatch (``envs.relabelling``); MiniGrid/BabyAI observations only. Another regulariser against
+        memorised demos; never with the held-out-pairs suite, whose test pairs it would show
     """
 
     epochs: int = 20
@@ -112,6 +117,7 @@ class BCConfig:
     ent_coef: float = 0.0
     keep_best: bool = False
     weight_decay: float = 0.0
+    relabel: str = "none"
 
     def check(self) -> None:
         """Raise a one-line ``ValueError`` for a setting that cannot work."""
@@ -134,6 +140,8 @@ class BCConfig:
             raise ValueError(f"ent_coef must be 0 or more, got {self.ent_coef}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be 0 or more, got {self.weight_decay}")
+        if self.relabel not in RELABELLINGS:
+            raise ValueError(f"relabel {self.relabel!r}: use one of {', '.join(RELABELLINGS)}")
         if self.keep_best and self.val_fraction == 0:
             raise ValueError("keep_best picks the epoch by validation accuracy: set val_fraction above 0")
 
@@ -174,15 +182,23 @@ class EpisodeData:
         self.offsets = torch.as_tensor(demos.episode_offsets)
         self.lengths = torch.as_tensor(demos.episode_lengths)
 
-    def batch(self, episodes: np.ndarray) -> EpisodeBatch:
+    def batch(
+        self,
+        episodes: np.ndarray,
+        relabel: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+    ) -> EpisodeBatch:
+        """The padded minibatch of ``episodes``; ``relabel`` maps its observations [E, T, ...] first."""
         ids = torch.as_tensor(episodes, dtype=torch.long)
         lengths = self.lengths[ids]
         t = torch.arange(int(lengths.max()))
         mask = t.unsqueeze(0) < lengths.unsqueeze(1)  # [E, T]
         # Padding repeats the episode's last observation: a valid input whose outputs the mask ignores.
         steps = self.offsets[ids].unsqueeze(1) + torch.minimum(t.unsqueeze(0), lengths.unsqueeze(1) - 1)
+        observations = {key: value[steps] for key, value in self.observations.items()}
+        if relabel is not None:
+            observations = relabel(observations)
         return EpisodeBatch(
-            observations={key: value[steps].to(self.device) for key, value in self.observations.items()},
+            observations={key: value.to(self.device) for key, value in observations.items()},
             actions=self.actions[steps].to(self.device),
             returns=self.returns[steps].to(self.device),
             mask=mask.to(self.device),
@@ -285,6 +301,12 @@ class BCTrainer:
         self.best_epoch: int | None = None
         self.best_val_accuracy = -math.inf
         self._best_weights: dict[str, torch.Tensor] | None = None
+        self.relabel: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
+        if config.relabel != "none":
+            check_relabelling_space(demos.observations)
+            relabelling = ObservationRelabelling(config.relabel)
+            generator = torch.Generator().manual_seed(config.seed)
+            self.relabel = lambda observations: relabelling(observations, generator)
 
     # ------------------------------------------------------------------ one minibatch
 
@@ -406,7 +428,7 @@ class BCTrainer:
                         update_learning_rate(self.optimizer, config.lr * cosine_factor(progress_done))
                     updates += 1
                     self.optimizer.zero_grad(set_to_none=True)
-                    batch_totals = self.run_batch(self.data.batch(episodes), train=True)
+                    batch_totals = self.run_batch(self.data.batch(episodes, self.relabel), train=True)
                     torch.nn.utils.clip_grad_norm_(self.policy.parameters(), config.max_grad_norm)
                     self.optimizer.step()
                     self.train_seconds += time.perf_counter() - batch_start

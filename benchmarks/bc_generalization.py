@@ -45,6 +45,7 @@ from agents.demos import Demos, load_demos
 from agents.evaluation import EvaluationResult, evaluate_model, protocol_name
 from agents.factory import build_model
 from envs import make_vec_env
+from envs.relabelling import RELABELLINGS
 from envs.suites import HELDOUT_SEED_START, get_suite
 from runners.cli import UsageError, add_memory_option_flags, memory_kwargs_from_args
 
@@ -124,6 +125,12 @@ def main() -> None:
     parser.add_argument(
         "--keep-best", action="store_true", help="evaluate the weights of the best validation epoch"
     )
+    parser.add_argument(
+        "--relabel",
+        choices=RELABELLINGS,
+        default="none",
+        help="train on each episode under random colours (colors+types: ball/box/key swapped too)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -166,6 +173,7 @@ def main() -> None:
             ent_coef=args.ent_coef,
             weight_decay=args.weight_decay,
             keep_best=args.keep_best,
+            relabel=args.relabel,
         )
         trainer = BCTrainer(model, demos, config)
         history = trainer.train(progress=False)

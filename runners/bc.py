@@ -29,6 +29,7 @@ from agents.demos import Demos, load_demos
 from agents.factory import DEFAULT_FEATURES_DIM, build_model
 from agents.reporting import RUN_COMPLETE, Reporter, append_evaluations, flatten_results
 from envs import make_vec_env
+from envs.relabelling import RELABELLINGS
 from envs.suites import get_suite
 from runners.cli import (
     MEMORY_FLAGS,
@@ -106,6 +107,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep-best",
         action="store_true",
         help="end with the weights of the epoch of best validation accuracy (early stopping)",
+    )
+    bc.add_argument(
+        "--relabel",
+        choices=RELABELLINGS,
+        default="none",
+        help="show each training episode under random colours (colors+types: also ball/box/key swapped; "
+        "only where those are interchangeable, as in GoTo levels); not with --suite held-out-pairs",
     )
     bc.add_argument("--max-grad-norm", type=positive_float, default=0.5, help="gradient clipping")
     bc.add_argument(
@@ -203,8 +211,14 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         ent_coef=args.ent_coef,
         weight_decay=args.weight_decay,
         keep_best=args.keep_best,
+        relabel=args.relabel,
     )
     config.check()
+    if args.relabel != "none" and args.suite == "held-out-pairs":
+        raise UsageError(
+            "--relabel shows the model every colour/type pair, which the held-out-pairs suite holds out: "
+            "use --relabel none with that suite"
+        )
 
     # Everything that can fail on bad input happens before anything is written to disk.
     demos = load_demos(args.demos, env_id=args.env)

@@ -366,6 +366,25 @@ def test_weight_decay_shrinks_the_weight_matrices_only(demos_file: Path) -> None
     assert matrix_norm(decayed) < 0.9 * matrix_norm(plain)
 
 
+def test_relabelling_changes_training_batches_only(demos_file: Path) -> None:
+    """With ``relabel`` the trainer's training minibatches show other colours than the demos (the mission's
+    words change with them), while validation reads the demos as they are; training still lowers the loss."""
+    stored = load_demos(demos_file)
+    torch.manual_seed(0)
+    config = BCConfig(epochs=3, batch_episodes=8, val_fraction=0.2, eval_freq=0, relabel="colors")
+    trainer = BCTrainer(tiny_model(), stored, config)
+    episodes = trainer.train_episodes[:8]
+    plain = trainer.data.batch(episodes)
+    relabelled = trainer.data.batch(episodes, trainer.relabel)
+    assert not torch.equal(plain.observations["mission"], relabelled.observations["mission"])
+    assert torch.equal(plain.actions, relabelled.actions) and torch.equal(plain.mask, relabelled.mask)
+    assert torch.equal(plain.observations["image"][..., 0], relabelled.observations["image"][..., 0])
+    history = trainer.train(progress=False)
+    assert history[-1].train_loss < history[1].train_loss
+    with pytest.raises(ValueError, match="relabel 'sizes'"):
+        BCConfig(relabel="sizes").check()
+
+
 def test_bc_runner_bad_input(demos_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_dir = tmp_path / "run"
     for extra, message in (
@@ -377,6 +396,10 @@ def test_bc_runner_bad_input(demos_file: Path, tmp_path: Path, capsys: pytest.Ca
         (["--demos", str(demos_file), "--suite", "memory-length"], "trains on MiniGrid-MemoryS7-v0"),
         (["--demos", str(demos_file), "--keep-best", "--val-fraction", "0"], "set val_fraction above 0"),
         (["--demos", str(demos_file), "--weight-decay", "-1"], "--weight-decay: must be 0 or more"),
+        (
+            ["--demos", str(demos_file), "--relabel", "colors", "--suite", "held-out-pairs"],
+            "use --relabel none",
+        ),
     ):
         assert exit_code(bc.main, [*extra, *TINY_MEMORY, "--logdir", str(run_dir)]) == 2
         err = capsys.readouterr().err
