@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +36,7 @@ from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.utils import update_learning_rate
 from stable_baselines3.common.vec_env import VecEnv
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from agents.demos import Demos
@@ -98,6 +100,9 @@ class BCConfig:
         random relabelling of its colours (and of the types ball, box and key), drawn per episode and
         minibatch (``envs.relabelling``); MiniGrid/BabyAI observations only. Another regulariser against
         memorised demos; never with the held-out-pairs suite, whose test pairs it would show
+    :param ema_decay: 0 for off; else validation, the evaluations and the trained model use an exponential
+        moving average of the weights over the updates (``torch.optim.swa_utils``, this decay per update),
+        which smooths out the last updates' noise as a cooling learning rate does, without ending training
     """
 
     epochs: int = 20
@@ -118,6 +123,7 @@ class BCConfig:
     keep_best: bool = False
     weight_decay: float = 0.0
     relabel: str = "none"
+    ema_decay: float = 0.0
 
     def check(self) -> None:
         """Raise a one-line ``ValueError`` for a setting that cannot work."""
@@ -142,6 +148,10 @@ class BCConfig:
             raise ValueError(f"weight_decay must be 0 or more, got {self.weight_decay}")
         if self.relabel not in RELABELLINGS:
             raise ValueError(f"relabel {self.relabel!r}: use one of {', '.join(RELABELLINGS)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay} (e.g. 0.999; 0 for off)")
+        if self.keep_best and self.ema_decay > 0:
+            raise ValueError("keep_best and ema_decay each pick the final weights: use one of them")
         if self.keep_best and self.val_fraction == 0:
             raise ValueError("keep_best picks the epoch by validation accuracy: set val_fraction above 0")
 
@@ -307,6 +317,9 @@ class BCTrainer:
             relabelling = ObservationRelabelling(config.relabel)
             generator = torch.Generator().manual_seed(config.seed)
             self.relabel = lambda observations: relabelling(observations, generator)
+        self.ema: AveragedModel | None = None
+        if config.ema_decay > 0:
+            self.ema = AveragedModel(self.policy, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
 
     # ------------------------------------------------------------------ one minibatch
 
@@ -431,6 +444,8 @@ class BCTrainer:
                     batch_totals = self.run_batch(self.data.batch(episodes, self.relabel), train=True)
                     torch.nn.utils.clip_grad_norm_(self.policy.parameters(), config.max_grad_norm)
                     self.optimizer.step()
+                    if self.ema is not None:
+                        self.ema.update_parameters(self.policy)
                     self.train_seconds += time.perf_counter() - batch_start
                     self.frames += batch_totals.steps
                     totals.add(batch_totals)
@@ -439,14 +454,18 @@ class BCTrainer:
                         out_of_time = True
                         break
                 train_loss, train_accuracy, value_loss = totals.means()
-                val_loss, val_accuracy = self.validate()
-                if config.keep_best and val_accuracy > self.best_val_accuracy:
-                    self.best_epoch, self.best_val_accuracy = epoch, val_accuracy
-                    self._best_weights = {k: v.detach().clone() for k, v in self.policy.state_dict().items()}
                 last = out_of_time or epoch == config.epochs
-                if last and self._best_weights is not None and self.best_epoch != epoch:
-                    self.policy.load_state_dict(self._best_weights)  # the final evaluation scores these
                 evaluate = last or (config.eval_freq > 0 and epoch % config.eval_freq == 0)
+                if last and self.ema is not None:
+                    self.policy.load_state_dict(self.ema.module.state_dict())  # the trained model's weights
+                with self._averaged_weights(self.ema is not None and not last):
+                    val_loss, val_accuracy = self.validate()
+                    if config.keep_best and val_accuracy > self.best_val_accuracy:
+                        self.best_epoch, self.best_val_accuracy = epoch, val_accuracy
+                        self._best_weights = self._weights_copy()
+                    if last and self._best_weights is not None and self.best_epoch != epoch:
+                        self.policy.load_state_dict(self._best_weights)  # the final evaluation scores these
+                    evaluations = self.evaluate() if evaluate else {}
                 stats = EpochStats(
                     epoch=epoch,
                     frames=self.frames,
@@ -456,7 +475,7 @@ class BCTrainer:
                     value_loss=value_loss,
                     val_loss=val_loss,
                     val_accuracy=val_accuracy,
-                    evaluations=self.evaluate() if evaluate else {},
+                    evaluations=evaluations,
                 )
                 self.history.append(stats)
                 self._log(stats)
@@ -468,6 +487,24 @@ class BCTrainer:
         finally:
             bar.close()
         return self.history
+
+    def _weights_copy(self) -> dict[str, torch.Tensor]:
+        return {key: value.detach().clone() for key, value in self.policy.state_dict().items()}
+
+    @contextmanager
+    def _averaged_weights(self, swap: bool) -> Iterator[None]:
+        """With ``swap``, the policy holds the averaged weights (``ema_decay``) inside the block and its own
+        after it; without, nothing changes."""
+        if not swap:
+            yield
+            return
+        assert self.ema is not None
+        own = self._weights_copy()
+        self.policy.load_state_dict(self.ema.module.state_dict())
+        try:
+            yield
+        finally:
+            self.policy.load_state_dict(own)
 
     def _progress(self, updates: int, total_updates: int, start: float) -> float:
         """How far through its budget training is, in [0, 1]: the updates done, or the time used when a

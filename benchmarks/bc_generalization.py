@@ -131,6 +131,9 @@ def main() -> None:
         default="none",
         help="train on each episode under random colours (colors+types: ball/box/key swapped too)",
     )
+    parser.add_argument(
+        "--ema-decay", type=float, default=0.0, help="evaluate a moving average of the weights (0: off)"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
@@ -174,6 +177,7 @@ def main() -> None:
             weight_decay=args.weight_decay,
             keep_best=args.keep_best,
             relabel=args.relabel,
+            ema_decay=args.ema_decay,
         )
         trainer = BCTrainer(model, demos, config)
         history = trainer.train(progress=False)

@@ -115,6 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="show each training episode under random colours (colors+types: also ball/box/key swapped; "
         "only where those are interchangeable, as in GoTo levels); not with --suite held-out-pairs",
     )
+    bc.add_argument(
+        "--ema-decay",
+        type=non_negative_float,
+        default=0.0,
+        help="validate, evaluate and keep a moving average of the weights, this decay per update "
+        "(e.g. 0.999; 0: off)",
+    )
     bc.add_argument("--max-grad-norm", type=positive_float, default=0.5, help="gradient clipping")
     bc.add_argument(
         "--vf-coef",
@@ -212,6 +219,7 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         weight_decay=args.weight_decay,
         keep_best=args.keep_best,
         relabel=args.relabel,
+        ema_decay=args.ema_decay,
     )
     config.check()
     if args.relabel != "none" and args.suite == "held-out-pairs":

@@ -385,6 +385,41 @@ def test_relabelling_changes_training_batches_only(demos_file: Path) -> None:
         BCConfig(relabel="sizes").check()
 
 
+def test_weight_averaging_scores_and_keeps_the_average_without_changing_training(demos_file: Path) -> None:
+    """With ``ema_decay`` the updates are those of plain training (the averaged weights are swapped in for
+    validation only, then back), and the trained policy ends with the averaged weights."""
+    stored = load_demos(demos_file)
+
+    def trained(ema_decay: float) -> tuple[BCTrainer, dict[str, torch.Tensor]]:
+        torch.manual_seed(0)
+        config = BCConfig(epochs=2, batch_episodes=8, val_fraction=0.2, eval_freq=0, ema_decay=ema_decay)
+        trainer = BCTrainer(tiny_model(), stored, config)
+        after_first: dict[str, torch.Tensor] = {}
+
+        def keep(stats: object) -> None:
+            if not after_first:
+                after_first.update({k: v.clone() for k, v in trainer.policy.state_dict().items()})
+
+        trainer.train(progress=False, on_epoch=keep)
+        return trainer, after_first
+
+    plain, plain_first = trained(0.0)
+    averaged, averaged_first = trained(0.9)
+    assert all(torch.equal(plain_first[key], averaged_first[key]) for key in plain_first)
+    final = averaged.policy.state_dict()
+    ema = averaged.ema.module.state_dict()
+    assert all(torch.equal(final[key], ema[key]) for key in final)
+    plain_final = plain.policy.state_dict()
+    assert any(not torch.equal(final[key], plain_final[key]) for key in final)
+    # The validation of the last epoch scored the weights the policy ends with.
+    assert averaged.validate()[1] == averaged.history[-1].val_accuracy
+    for bad, message in ((1.0, "ema_decay must be in"), (-0.1, "ema_decay must be in")):
+        with pytest.raises(ValueError, match=message):
+            BCConfig(ema_decay=bad).check()
+    with pytest.raises(ValueError, match="use one of them"):
+        BCConfig(ema_decay=0.9, keep_best=True).check()
+
+
 def test_bc_runner_bad_input(demos_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_dir = tmp_path / "run"
     for extra, message in (
