@@ -3,6 +3,7 @@
     python benchmarks/bc_generalization.py               # 5000 demos, 15 min of BC per memory (~50 min)
     python benchmarks/bc_generalization.py --episodes 200 --minutes 1 --eval-episodes 20   # a quick check
     python benchmarks/bc_generalization.py --demo-noise 0    # the bot's plain demos, runs/demos/<env>.npz
+    python benchmarks/bc_generalization.py --relabel none    # the demos' own colours and types only
 
 Every memory gets the same budget: the same GoToLocal demos (generated with ``agents.demo_generation``,
 as ``runners.demos`` does, or reused from ``--demos``; a longer file is cut to its first ``--episodes``),
@@ -22,6 +23,13 @@ leave the states a cloned policy reaches after a mistake. tlb gains most from th
 on plain demos, 0.900 on DART demos; tlb-paper 0.863 and 0.867; see the README's results): on plain demos
 today's tlb, whose input shift hands it the previous observations, repeats its previous action into walls
 until the time limit.
+
+Each training episode is shown under a random relabelling of its colours and of the types ball, box and
+key (``--relabel colors+types``, the default; ``envs.relabelling``), a symmetry of GoToLocal: the bot acts the
+same in the relabelled level. It stops the memories from learning the demos' colour/type combinations by
+heart. Over three seeds it lifted tlb from 0.900 to 0.990 and lstm from 0.867 to 0.980 on DART demos, and
+validation accuracy from about 0.80 to 0.94-0.97 (see the README's results). ``--relabel none`` trains on the
+demos as they are.
 
 Prints one table: epochs done, training frames per second, validation accuracy, and success rates with
 95% Wilson intervals; plus the time demo generation and one BC epoch take at the full size (5000 demos),
@@ -128,8 +136,9 @@ def main() -> None:
     parser.add_argument(
         "--relabel",
         choices=RELABELLINGS,
-        default="none",
-        help="train on each episode under random colours (colors+types: ball/box/key swapped too)",
+        default="colors+types",
+        help="train on each episode under random colours and ball/box/key types (default), or colours "
+        "only; none: the demos as they are",
     )
     parser.add_argument(
         "--ema-decay", type=float, default=0.0, help="evaluate a moving average of the weights (0: off)"
@@ -206,7 +215,8 @@ def main() -> None:
     ]
     widths = [max(len(line[i]) for line in [header, *table]) for i in range(len(header))]
     print(
-        f"\nBC on {demos.n_episodes} {demos.env_id} demos (DART noise {args.demo_noise:g}), "
+        f"\nBC on {demos.n_episodes} {demos.env_id} demos (DART noise {args.demo_noise:g}, "
+        f"relabelling {args.relabel}), "
         f"{args.minutes:g} min per memory, "
         f"{args.threads} torch thread(s); success rate [95% CI] over {args.eval_episodes} episodes per env, "
         f"{protocol_name(not args.sampled)} actions"
