@@ -53,8 +53,7 @@ class ObservationRelabelling:
         if mode not in RELABELLINGS[1:]:
             raise ValueError(f"unknown relabelling {mode!r}: use one of {', '.join(RELABELLINGS)}")
         self.swap_types = mode == "colors+types"
-        n_codes = max(max(COLOR_TO_IDX.values()), max(OBJECT_TO_IDX.values())) + 1
-        self.n_codes = n_codes
+        self.n_codes = max(max(COLOR_TO_IDX.values()), max(OBJECT_TO_IDX.values())) + 1
 
     def __call__(
         self, observations: dict[str, torch.Tensor], generator: torch.Generator

@@ -8,11 +8,8 @@ import torch
 from minigrid.core.constants import COLOR_TO_IDX, OBJECT_TO_IDX
 
 from envs import make_env
-from envs.relabelling import ObservationRelabelling, check_relabelling_space
+from envs.relabelling import COLORED_CODES, ObservationRelabelling, check_relabelling_space
 from envs.vocabulary import MISSION_VOCABULARY, detokenize
-
-COLORS = {index: name for name, index in COLOR_TO_IDX.items()}
-TYPES = {index: name for name, index in OBJECT_TO_IDX.items()}
 
 
 def episode_observations(n_episodes: int = 12, steps: int = 5) -> dict[str, torch.Tensor]:
@@ -62,7 +59,7 @@ def test_relabelling_keeps_what_the_mission_asks_for_where_it_was(mode: str) -> 
         for t in range(observations["image"].shape[1]):
             image, new_image = observations["image"][episode, t], relabelled["image"][episode, t]
             assert torch.equal(target_cells(image, before), target_cells(new_image, after))
-            structural = ~torch.isin(image[..., 0], torch.tensor([4, 5, 6, 7]))  # not door/key/ball/box
+            structural = ~torch.isin(image[..., 0], COLORED_CODES)  # not door/key/ball/box
             assert torch.equal(image[structural], new_image[structural])
             assert torch.equal(image[..., 2], new_image[..., 2])
             if mode == "colors":
