@@ -39,9 +39,9 @@ CHECKPOINT_PATTERN = re.compile(r"model_(\d+)_steps\.zip$")
 
 
 class SuiteEvalCallback(BaseCallback):
-    """Every ``eval_freq`` calls, evaluate on each named env and log ``eval/<name>/{success_rate,
-    mean_reward, mean_ep_length}``; each result is also appended to ``<run_dir>/eval/evaluations.jsonl``
-    (``agents.reporting.append_evaluations``)."""
+    """Every ``eval_freq`` calls (never during training if 0: only ``evaluate()`` calls then), evaluate on
+    each named env and log ``eval/<name>/{success_rate, mean_reward, mean_ep_length}``; each result is also
+    appended to ``<run_dir>/eval/evaluations.jsonl`` (``agents.reporting.append_evaluations``)."""
 
     def __init__(
         self,
@@ -74,7 +74,7 @@ class SuiteEvalCallback(BaseCallback):
         return self.last_results
 
     def _on_step(self) -> bool:
-        if self.n_calls % self.eval_freq == 0:
+        if self.eval_freq > 0 and self.n_calls % self.eval_freq == 0:
             self.evaluate()
         return True
 

@@ -44,6 +44,7 @@ from runners.cli import (
     make_parser,
     memory_kwargs_from_args,
     non_negative_float,
+    non_negative_int,
     positive_float,
     positive_int,
     prepare_run_dir,
@@ -59,13 +60,6 @@ from runners.cli import (
 # The model's own env only gives it its spaces (and a fine-tuning run its own envs): two envs, so that
 # runners.ppo's default rollout (n_steps 128 x 2 envs) holds one default minibatch of 256 steps.
 MODEL_ENVS = 2
-
-
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

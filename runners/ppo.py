@@ -52,6 +52,7 @@ from runners.cli import (
     make_parser,
     memory_kwargs_from_args,
     non_negative_float,
+    non_negative_int,
     positive_float,
     positive_int,
     prepare_run_dir,
@@ -121,7 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--overwrite", action="store_true", help="allow writing into an existing run directory"
     )
-    parser.add_argument("--eval-freq", type=positive_int, default=50_000, help="frames between evaluations")
+    parser.add_argument(
+        "--eval-freq",
+        type=non_negative_int,
+        default=50_000,
+        help="frames between evaluations (0: only the final one)",
+    )
     parser.add_argument("--eval-episodes", type=positive_int, default=50, help="episodes per evaluation")
     parser.add_argument(
         "--checkpoint-freq", type=positive_int, default=100_000, help="frames between checkpoints"
@@ -436,7 +442,8 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
     model.set_logger(make_logger(run_dir, start_step))
     print_run_start("runners.ppo", run_dir)
 
-    per_env = lambda frames: max(frames // args.n_envs, 1)  # noqa: E731 - callbacks count calls, not frames
+    # Callbacks count calls, not frames; an eval_freq of 0 (no evaluation during training) stays 0.
+    per_env = lambda frames: max(frames // args.n_envs, 1) if frames else 0  # noqa: E731
     evaluation = SuiteEvalCallback(
         eval_envs, per_env(args.eval_freq), args.eval_episodes, not args.stochastic_eval, run_dir
     )

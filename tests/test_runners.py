@@ -63,7 +63,8 @@ def test_ppo_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 
 def test_ppo_cli_on_a_suite_logs_every_side(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_dir = tmp_path / "run"
-    assert run_main(ppo.main, [*TINY, "--suite", "memory-length", "--logdir", str(run_dir)]) == 0
+    argv = [*TINY, "--suite", "memory-length", "--eval-freq", "0", "--logdir", str(run_dir)]
+    assert run_main(ppo.main, argv) == 0
     out = capsys.readouterr().out
     sides = ["train", "heldout/MemoryS9", "heldout/MemoryS11", "heldout/MemoryS13"]
     for side in sides:
@@ -73,6 +74,11 @@ def test_ppo_cli_on_a_suite_logs_every_side(tmp_path: Path, capsys: pytest.Captu
     assert json.loads((run_dir / "config.json").read_text())["eval_envs"]["train"].startswith(
         "MiniGrid-MemoryS7"
     )
+    # --eval-freq 0: no evaluation during training (a study that reads only the final one pays for one).
+    rows = [json.loads(row) for row in (run_dir / "eval" / "evaluations.jsonl").read_text().splitlines()]
+    assert sorted(row["env"] for row in rows) == sorted(sides)
+    frames = json.loads((run_dir / "run_summary.json").read_text())["frames"]
+    assert {row["timesteps"] for row in rows} == {frames}
 
 
 @pytest.mark.parametrize(
@@ -87,6 +93,7 @@ def test_ppo_cli_on_a_suite_logs_every_side(tmp_path: Path, capsys: pytest.Captu
         (["--n-steps", "40"], "n_steps=40 is not a multiple of sequence_length=16"),
         (["--memory", "lsmt"], "invalid choice: 'lsmt'"),
         (["--total-steps", "-5"], "must be a positive integer"),
+        (["--eval-freq", "-1"], "argument --eval-freq: must be 0 or more, got -1"),
         (["--gamma", "1.5"], "argument --gamma: must be in [0, 1], got 1.5"),
         (["--gae-lambda", "-0.1"], "argument --gae-lambda: must be in [0, 1], got -0.1"),
         (["--gamma", "nan"], "argument --gamma: must be in [0, 1], got nan"),
