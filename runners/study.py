@@ -27,6 +27,7 @@ import platform
 import re
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -499,6 +500,33 @@ def parse_search_space(items: list[str], actions: dict[str, argparse.Action]) ->
     return space
 
 
+def trial_outcomes(results: Iterable[Any], specs: list[TrialSpec]) -> dict[str, tuple[TrialSpec, str, str]]:
+    """Each trial's (spec, status, one-line error) from Ray's results: ``failed``, ``finished`` (it reported
+    ``RUN_COMPLETE``) or ``unfinished`` (interrupted while running); ``specs`` (a grid's trials) that have
+    no result yet are ``pending``.
+
+    A trial that Ray had queued but not started when the study was interrupted has a result without a
+    config (it never reported): it is pending too, not an error.
+    """
+    outcomes: dict[str, tuple[TrialSpec, str, str]] = {}
+    for result in results:
+        if result.config is None:
+            continue
+        spec = TrialSpec(**result.config["spec"])
+        if "search" in result.config:
+            trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name.rsplit("-", 1)[-1]
+            spec = sampled_spec(result.config, trial_id)
+        if result.error:
+            outcomes[spec.name] = (spec, "failed", last_error_line(str(result.error)))
+        elif (result.metrics or {}).get(RUN_COMPLETE):
+            outcomes[spec.name] = (spec, "finished", "")
+        else:
+            outcomes[spec.name] = (spec, "unfinished", "")
+    for spec in specs:
+        outcomes.setdefault(spec.name, (spec, "pending", ""))
+    return outcomes
+
+
 # Keys of a search trial's config that are not sampled settings.
 SEARCH_CONFIG_KEYS = ("spec", "study_dir", "threads", "search")
 
@@ -728,21 +756,7 @@ def run_study(plan: StudyPlan, study_dir: Path, resume: bool) -> int:
         console.stop()
     wall = time.time() - start
 
-    outcomes: dict[str, tuple[TrialSpec, str, str]] = {}
-    for result in results:
-        spec = TrialSpec(**result.config["spec"])
-        if "search" in result.config:
-            trial_id = (result.metrics or {}).get("trial_id") or Path(result.path).name.rsplit("-", 1)[-1]
-            spec = sampled_spec(result.config, trial_id)
-        if result.error:
-            outcomes[spec.name] = (spec, "failed", last_error_line(str(result.error)))
-        elif (result.metrics or {}).get(RUN_COMPLETE):
-            outcomes[spec.name] = (spec, "finished", "")
-        else:
-            outcomes[spec.name] = (spec, "unfinished", "")
-    if not args.search:
-        for spec in plan.specs:  # trials an interruption kept from starting
-            outcomes.setdefault(spec.name, (spec, "pending", ""))
+    outcomes = trial_outcomes(results, [] if args.search else plan.specs)
     rows = [
         trial_row(spec, study_dir / "trials" / name, status, error)
         for name, (spec, status, error) in outcomes.items()

@@ -4,6 +4,7 @@ trials, resuming an interrupted study, the statistics and unreadable runs."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import signal
@@ -11,10 +12,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from agents.reporting import RUN_COMPLETE
 from envs.suites import HELDOUT_SEED_START, TRAIN_SEED_STRIDE, training_env_seed
 from runners import ppo, report, study
 from runners.cli import UsageError, run_main
@@ -233,6 +236,32 @@ def test_resume_after_an_interruption_reruns_no_finished_trial(tmp_path: Path) -
     # The unfinished PPO trial continued from its checkpoint.
     log = (second / "stdout.log").read_text()
     assert "$ python -m runners.ppo --resume" in log and "resuming" in log
+
+
+def test_trial_outcomes_of_an_interrupted_grid() -> None:
+    """What an interrupted study's Ray results hold: a finished trial, a running one, a failed one, one Ray
+    had queued but not started (a result without a config) and one not yet created at all."""
+    specs = [
+        study.TrialSpec(name=f"t{i}", algo="ppo", task="T", memory="lstm", seed=i, variant={}, argv=[])
+        for i in range(5)
+    ]
+
+    def result(spec: study.TrialSpec, metrics: dict | None, error: str | None = None) -> SimpleNamespace:
+        config = {"spec": dataclasses.asdict(spec), "threads": 1}
+        return SimpleNamespace(config=config, metrics=metrics, error=error, path=f"/ray/{spec.name}")
+
+    results = [
+        result(specs[0], {RUN_COMPLETE: True}),
+        result(specs[1], {"frames": 64}),
+        result(specs[2], {}, error="Traceback ...\nValueError: bad\n"),
+        SimpleNamespace(config=None, metrics=None, error=None, path="/ray/t3"),
+    ]
+    outcomes = study.trial_outcomes(results, specs)
+    assert {name: status for name, (_, status, _) in outcomes.items()} == {
+        "t0": "finished", "t1": "unfinished", "t2": "failed", "t3": "pending", "t4": "pending",
+    }  # fmt: skip
+    assert outcomes["t2"][2] == "ValueError: bad"
+    assert outcomes["t4"][0] == specs[4]
 
 
 # ---------------------------------------------------------------------- the report's statistics
