@@ -54,6 +54,7 @@ def build_model(
     memory: str = "tlb",
     memory_kwargs: dict[str, Any] | None = None,
     features_dim: int = DEFAULT_FEATURES_DIM,
+    encoder_channels: int | None = None,
     hyperparameters: PPOHyperparameters | None = None,
     seed: int | None = 0,
     device: str = "auto",
@@ -67,6 +68,9 @@ def build_model(
     :param memory_kwargs: the memory's own arguments (defaults for those left out)
     :param features_dim: output width of the observation encoder (the BabyAI encoder, NatureCNN); vector
         observations go to the memory as they are (SB3's ``FlattenExtractor``)
+    :param encoder_channels: width of the BabyAI encoder's cell embeddings and convolutions (MiniGrid/BabyAI
+        observations only); None keeps its default. The convolutions are most of a small memory's training
+        time, so a narrower encoder is the cheap lever on a CPU.
     :param hyperparameters: PPO settings; ``PPOHyperparameters()`` when not given
     :param seed: the model's seed
     :param device: torch device
@@ -78,9 +82,20 @@ def build_model(
         memory=memory, memory_kwargs=dict(memory_kwargs or {}), **(policy_kwargs or {})
     )
     extractor = default_features_extractor(env.observation_space)
+    extractor_parameters = inspect.signature(extractor.__init__).parameters
+    extractor_kwargs: dict[str, Any] = {}
     # SB3's FlattenExtractor (vector observations) has no width to set: its output is the observation.
-    if "features_dim" in inspect.signature(extractor.__init__).parameters:
-        all_policy_kwargs["features_extractor_kwargs"] = dict(features_dim=features_dim)
+    if "features_dim" in extractor_parameters:
+        extractor_kwargs["features_dim"] = features_dim
+    if encoder_channels is not None:
+        if "channels" not in extractor_parameters:
+            raise ValueError(
+                f"encoder channels apply to the BabyAI encoder of MiniGrid/BabyAI observations, but these "
+                f"observations use {extractor.__name__}: leave encoder_channels (--encoder-channels) unset"
+            )
+        extractor_kwargs["channels"] = encoder_channels
+    if extractor_kwargs:
+        all_policy_kwargs["features_extractor_kwargs"] = extractor_kwargs
     return MemoryPPO(
         policy_name(env.observation_space),
         env,

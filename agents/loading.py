@@ -193,13 +193,13 @@ def check_same_architecture(source: MemoryPPO, model: MemoryPPO, flag: str) -> N
             where = "this policy" if key in ours_params else "the model file"
             raise ValueError(
                 f"{flag} does not fit this policy: only {where} has parameter {key} "
-                "(check --features-dim and the architecture)"
+                "(check --features-dim, --encoder-channels and the architecture)"
             )
         if theirs_params[key].shape != ours_params[key].shape:
             raise ValueError(
                 f"{flag} does not fit this policy: parameter {key} has shape "
                 f"{tuple(theirs_params[key].shape)} there and {tuple(ours_params[key].shape)} here "
-                "(check --features-dim and the architecture)"
+                "(check --features-dim, --encoder-channels and the architecture)"
             )
 
 

@@ -26,7 +26,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from agents.bc import LR_SCHEDULES, BCConfig, BCTrainer, EpochStats
 from agents.callbacks import atomic_save
 from agents.demos import Demos, load_demos
-from agents.factory import DEFAULT_FEATURES_DIM, build_model
+from agents.factory import build_model
 from agents.reporting import RUN_COMPLETE, Reporter, append_evaluations, flatten_results
 from envs import make_vec_env
 from envs.relabelling import RELABELLINGS
@@ -34,6 +34,7 @@ from envs.suites import get_suite
 from runners.cli import (
     MEMORY_FLAGS,
     UsageError,
+    add_encoder_arguments,
     add_eval_protocol_arguments,
     add_memory_arguments,
     check_device,
@@ -67,9 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--demos", required=True, help="demos file written by python -m runners.demos")
     parser.add_argument("--env", default=None, help="the demos' env id (checked against the file)")
     parser.add_argument("--suite", default=None, help="evaluate on this suite's training and held-out sides")
-    parser.add_argument(
-        "--features-dim", type=positive_int, default=DEFAULT_FEATURES_DIM, help="observation encoder width"
-    )
+    add_encoder_arguments(parser)
     add_memory_arguments(parser)
 
     bc = parser.add_argument_group("behavioural cloning")
@@ -229,7 +228,13 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
     env, eval_envs, eval_seeds = bc_envs(args, demos, n_envs=min(args.eval_episodes, 8))
     # runners.ppo's model with its PPO defaults: what runners.ppo --init-from loads these weights into.
     model = build_model(
-        env, args.memory, memory_kwargs, args.features_dim, seed=args.seed, device=args.device
+        env,
+        args.memory,
+        memory_kwargs,
+        args.features_dim,
+        encoder_channels=args.encoder_channels,
+        seed=args.seed,
+        device=args.device,
     )
     trainer = BCTrainer(model, demos, config, eval_envs)
 
@@ -328,6 +333,7 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         rows.append((f"success {name}", describe_result(result, eval_seeds[name], with_return=False)))
     flags = {dest: flag for flag, (dest, _, _) in MEMORY_FLAGS.items()}
     suite_flag = f" --suite {args.suite}" if args.suite else ""
+    channels_flag = "" if args.encoder_channels is None else f" --encoder-channels {args.encoder_channels}"
     memory_flags = "".join(f" {flags[key]} {value}" for key, value in memory_kwargs.items())
     rows += [
         ("model", str(model_path)),
@@ -336,7 +342,7 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         (
             "fine-tune",
             f"python -m runners.ppo --env {demos.env_id}{suite_flag} --memory {args.memory}{memory_flags} "
-            f"--features-dim {args.features_dim} --init-from {model_path}",
+            f"--features-dim {args.features_dim}{channels_flag} --init-from {model_path}",
         ),
     ]
     print_summary("runners.bc summary", rows)

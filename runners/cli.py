@@ -17,6 +17,7 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from agents.atomic import atomic_write_json
 from agents.evaluation import EvaluationResult, default_deterministic
+from agents.factory import DEFAULT_FEATURES_DIM
 from envs import make_vec_env
 from envs.suites import HELDOUT_SEED_START, Suite
 from policies.memories import MEMORY_CLASSES, memory_parameters
@@ -182,6 +183,27 @@ def describe_result(result: EvaluationResult, seeds: str, with_return: bool = Tr
     if with_return:
         text += f", return {result.mean_return:.3f}"
     return f"{text}, length {result.mean_length:.1f} ({seeds})"
+
+
+# ---------------------------------------------------------------------- observation encoder
+
+
+def add_encoder_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--features-dim`` and ``--encoder-channels``: the observation encoder's widths, shared by the
+    runners so that a BC model and the PPO run that fine-tunes it are built alike."""
+    group = parser.add_argument_group("observation encoder")
+    group.add_argument(
+        "--features-dim",
+        type=positive_int,
+        default=DEFAULT_FEATURES_DIM,
+        help="observation encoder output width",
+    )
+    group.add_argument(
+        "--encoder-channels",
+        type=positive_int,
+        default=None,
+        help="width of the BabyAI encoder's convolutions (MiniGrid/BabyAI only; default 32)",
+    )
 
 
 # ---------------------------------------------------------------------- memory flags

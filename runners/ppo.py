@@ -34,7 +34,7 @@ from agents.callbacks import (
     list_checkpoints,
     restore_resume_state,
 )
-from agents.factory import DEFAULT_FEATURES_DIM, PPOHyperparameters
+from agents.factory import PPOHyperparameters
 from agents.factory import build_model as build_memory_ppo
 from agents.loading import init_from
 from agents.reporting import RUN_COMPLETE, MetricsReporter, Reporter, flatten_results
@@ -43,6 +43,7 @@ from envs.benchmark import load_hyperparams
 from envs.suites import TRAIN_SEED_STRIDE, get_suite, training_env_seed
 from runners.cli import (
     UsageError,
+    add_encoder_arguments,
     add_eval_protocol_arguments,
     add_memory_arguments,
     check_device,
@@ -134,12 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_eval_protocol_arguments(parser)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument(
-        "--features-dim",
-        type=positive_int,
-        default=DEFAULT_FEATURES_DIM,
-        help="observation encoder output width",
-    )
+    add_encoder_arguments(parser)
     add_memory_arguments(parser)
 
     ppo = parser.add_argument_group("PPO")
@@ -274,6 +270,7 @@ def build_model(args: argparse.Namespace, env: Any, memory_kwargs: dict[str, Any
         args.memory,
         memory_kwargs,
         features_dim=args.features_dim,
+        encoder_channels=args.encoder_channels,
         hyperparameters=hyperparameters(args),
         seed=args.seed,
         device=args.device,
