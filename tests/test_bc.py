@@ -59,9 +59,13 @@ def demos_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def tiny_model(env_id: str = ENV_ID, memory_kwargs: dict | None = None) -> MemoryPPO:
+def tiny_model(
+    env_id: str = ENV_ID, memory_kwargs: dict | None = None, encoder_channels: int | None = None
+) -> MemoryPPO:
     env = make_vec_env(env_id, n_envs=2, seed=0)
-    return build_model(env, "tlb", memory_kwargs or TINY_MEMORY_KWARGS, features_dim=16)
+    return build_model(
+        env, "tlb", memory_kwargs or TINY_MEMORY_KWARGS, features_dim=16, encoder_channels=encoder_channels
+    )
 
 
 # ---------------------------------------------------------------------- the demos file
@@ -231,12 +235,15 @@ def test_bc_runner_lowers_validation_loss_and_saves_a_memory_ppo_model(
     run_dir = tmp_path / "bc"
     argv = [
         "--demos", str(demos_file), "--env", ENV_ID, *TINY_MEMORY, "--features-dim", "16", "--epochs", "6",
-        "--batch-episodes", "8", "--lr", "3e-3", "--val-fraction", "0.2", "--eval-freq", "3",
-        "--eval-episodes", "2", "--threads", "1", "--no-progress", "--logdir", str(run_dir),
+        "--encoder-channels", "8", "--batch-episodes", "8", "--lr", "3e-3", "--val-fraction", "0.2",
+        "--eval-freq", "3", "--eval-episodes", "2", "--threads", "1", "--no-progress",
+        "--logdir", str(run_dir),
     ]  # fmt: skip
     assert run_main(bc.main, argv) == 0
     out = capsys.readouterr().out
-    assert "runners.bc summary" in out and "frames/s" in out and "--init-from" in out
+    assert "runners.bc summary" in out and "frames/s" in out
+    # The fine-tuning command builds the same encoder, so its --init-from fits.
+    assert "--features-dim 16 --encoder-channels 8 --init-from" in out
     # The run directory and tensorboard command come first; BabyAI is evaluated with sampled actions.
     assert out.index(f"run directory {run_dir}") < out.index("runners.bc summary")
     assert f"watch it with: tensorboard --logdir {run_dir}" in out
@@ -259,6 +266,7 @@ def test_bc_runner_lowers_validation_loss_and_saves_a_memory_ppo_model(
 
     model = MemoryPPO.load(run_dir / "model.zip")
     assert model.policy.memory_name == "tlb"
+    assert model.policy.features_extractor.cell_embedding.embedding_dim == 8
     # The saved model records the tlb options left at their defaults too (Memory.recorded_settings).
     assert model.policy.memory_kwargs == {**TINY_MEMORY_KWARGS, **model.policy.memory.recorded_settings()}
     result = evaluate_model(model, make_vec_env(ENV_ID, n_envs=2, seed=HELDOUT_SEED_START), n_episodes=2)
@@ -269,7 +277,7 @@ def test_bc_runner_lowers_validation_loss_and_saves_a_memory_ppo_model(
     assert json.loads(table.read_text())[0]["episodes"] == 2
 
     # The BC model initialises a PPO model of the same settings: init_from copies every weight.
-    fresh = tiny_model()
+    fresh = tiny_model(encoder_channels=8)
     init_from(fresh, run_dir / "model.zip")
     for key, value in model.policy.state_dict().items():
         assert torch.equal(fresh.policy.state_dict()[key], value), key
@@ -459,6 +467,15 @@ def test_init_from_refuses_a_model_of_another_observation_space(tmp_path: Path) 
     with pytest.raises(
         ValueError, match=r"was trained on observation space Box\(.*but this env gives Dict\("
     ):
+        init_from(tiny_model(), path)
+
+
+def test_init_from_refuses_another_encoder_width(tmp_path: Path) -> None:
+    narrow = tiny_model(encoder_channels=8)
+    assert narrow.policy.features_extractor.image_conv[0].out_channels == 8
+    path = tmp_path / "narrow.zip"
+    narrow.save(path)
+    with pytest.raises(ValueError, match=r"8\) there and \(\d+, 32\) here \(check --features-dim, --enc"):
         init_from(tiny_model(), path)
 
 

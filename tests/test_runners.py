@@ -94,6 +94,7 @@ def test_ppo_cli_on_a_suite_logs_every_side(tmp_path: Path, capsys: pytest.Captu
         (["--memory", "lsmt"], "invalid choice: 'lsmt'"),
         (["--total-steps", "-5"], "must be a positive integer"),
         (["--eval-freq", "-1"], "argument --eval-freq: must be 0 or more, got -1"),
+        (["--encoder-channels", "0"], "argument --encoder-channels: must be a positive integer"),
         (["--gamma", "1.5"], "argument --gamma: must be in [0, 1], got 1.5"),
         (["--gae-lambda", "-0.1"], "argument --gae-lambda: must be in [0, 1], got -0.1"),
         (["--gamma", "nan"], "argument --gamma: must be in [0, 1], got nan"),
@@ -145,6 +146,17 @@ CARTPOLE = [
     "--checkpoint-freq", "64", "--features-dim", "16", "--no-progress", "--memory", "lstm",
     "--hidden-size", "8",
 ]  # fmt: skip
+
+
+def test_encoder_channels_on_vector_observations_is_one_line_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_dir = tmp_path / "run"
+    assert run_main(ppo.main, [*CARTPOLE, "--encoder-channels", "8", "--logdir", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert "these observations use FlattenExtractor: leave encoder_channels (--encoder-channels) unset" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not run_dir.exists()
 
 
 @pytest.mark.parametrize(
