@@ -777,10 +777,18 @@ def write_report(directories: list[Path], out: Path) -> Path:
     lines = ["# Study report", ""]
     for study_file in studies:
         study = read_json(study_file)
+        # The machine's speed when the study began (runners.study.single_thread_gflops): wall times of the
+        # same study on two machines compare only beside it.
+        speed = (
+            f" (one torch thread: {study['gflops_1_thread']:.0f} GFLOP/s in a float32 matmul, "
+            "before the trials)"
+            if "gflops_1_thread" in study
+            else ""
+        )
         lines += [
             f"Command: `{study.get('command', '?')}`",
             "",
-            f"Machine: {study.get('machine', '?')}; started {study.get('started', '?')}, finished "
+            f"Machine: {study.get('machine', '?')}{speed}; started {study.get('started', '?')}, finished "
             f"{study.get('finished', '?')}"
             + (
                 f" ({study['wall_s_last_session']:.0f} s wall time)" if "wall_s_last_session" in study else ""

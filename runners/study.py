@@ -429,6 +429,27 @@ def machine_description() -> str:
     return f"{platform.node()}: {platform.machine()}, {os.cpu_count()} CPUs, {platform.platform()}"
 
 
+def single_thread_gflops(seconds: float = 0.3, size: int = 256) -> float:
+    """Float32 matrix-multiply throughput of one torch thread, in GFLOP/s: a yardstick recorded with every
+    study, because the same study's wall time differs between machines, and between draws of the same
+    virtual machine (1.6x between two sessions of this project's 2-core machine). Measured before any
+    trial starts."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a, b = torch.randn(size, size), torch.randn(size, size)
+        torch.mm(a, b)  # warm-up
+        count, begin = 0, time.perf_counter()
+        while (elapsed := time.perf_counter() - begin) < seconds:
+            torch.mm(a, b)
+            count += 1
+    finally:
+        torch.set_num_threads(threads)
+    return 2 * size**3 * count / elapsed / 1e9
+
+
 @dataclass
 class StudyPlan:
     args: argparse.Namespace
@@ -667,6 +688,7 @@ def main(argv: list[str] | None = None) -> int:
                 "command": " ".join(["python -m runners.study", *argv]),
                 "started": dt.datetime.now().isoformat(timespec="seconds"),
                 "machine": machine_description(),
+                "gflops_1_thread": round(single_thread_gflops(), 1),
                 "trials": [spec.name for spec in plan.specs],
             },
         )

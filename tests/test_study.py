@@ -165,11 +165,23 @@ def test_a_local_study_writes_trials_plots_and_report(tmp_path: Path) -> None:
         assert "--seed " + row["seed"] in json.loads((run_dir / "config.json").read_text())["command"]
     text = (out / "report.md").read_text()
     assert "python -m runners.study --env MiniGrid-MemoryS7-v0" in text and "Machine:" in text
+    gflops = json.loads((out / "study.json").read_text())["gflops_1_thread"]
+    assert gflops > 0 and f"one torch thread: {gflops:.0f} GFLOP/s" in text
     assert "| tlb | 2 |" in text and "| lstm | 2 |" in text and "P(tlb > lstm)" in text
     plots = sorted(path.name for path in (out / "plots").glob("*.png"))
     for kind in ("curves", "intervals", "improvement", "profile"):
         assert f"{kind}_{ENV_ID}.png" in plots
         assert f"plots/{kind}_{ENV_ID}.png" in text
+
+
+def test_the_speed_yardstick_counts_matmul_flops_and_restores_the_thread_count() -> None:
+    import torch
+
+    threads = torch.get_num_threads()
+    gflops = study.single_thread_gflops(seconds=0.05, size=64)
+    assert torch.get_num_threads() == threads
+    # A CPU thread does between 0.1 and 10,000 GFLOP/s: catches a FLOP count off by the size or by 1e9.
+    assert 0.1 < gflops < 10_000
 
 
 def test_a_failed_trial_is_recorded_and_the_others_complete(tmp_path: Path) -> None:
