@@ -432,8 +432,9 @@ def machine_description() -> str:
 def single_thread_gflops(seconds: float = 0.3, size: int = 256) -> float:
     """Float32 matrix-multiply throughput of one torch thread, in GFLOP/s: a yardstick recorded with every
     study, because the same study's wall time differs between machines, and between draws of the same
-    virtual machine (1.6x between two sessions of this project's 2-core machine). Measured before any
-    trial starts."""
+    virtual machine (1.5-1.7x between two sessions of this project's 2-core machine). Measured before any
+    trial starts. It tracks arithmetic throughput, not the per-operation overhead that small memories
+    spend much of their time in, so it explains wall times only roughly."""
     import torch
 
     threads = torch.get_num_threads()

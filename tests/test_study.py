@@ -180,7 +180,7 @@ def test_the_speed_yardstick_counts_matmul_flops_and_restores_the_thread_count()
     threads = torch.get_num_threads()
     gflops = study.single_thread_gflops(seconds=0.05, size=64)
     assert torch.get_num_threads() == threads
-    # A CPU thread does between 0.1 and 10,000 GFLOP/s: catches a FLOP count off by the size or by 1e9.
+    # A CPU thread does between 0.1 and 10,000 GFLOP/s: catches FLOP/s reported as GFLOP/s, or a zero count.
     assert 0.1 < gflops < 10_000
 
 
