@@ -3,7 +3,10 @@
     python benchmarks/sequence_speed.py            # B=16, T=128, D=128, 1 torch thread
 
 Prints the median milliseconds per call (forward only, and forward + backward) and the ratio to the lstm
-anchor measured in the same run.
+anchor measured in the same run; then each memory's arithmetic per forward + backward (GFLOP) and the rate
+it ran at (GFLOP/s), beside one torch thread's peak matrix-multiply rate on this machine: a memory whose
+arithmetic is r times the lstm's cannot take less than about r times its time where both multiply at the
+same rate.
 """
 
 from __future__ import annotations
@@ -13,8 +16,33 @@ import statistics
 import time
 
 import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from policies import make_memory
+from runners.study import single_thread_gflops
+
+
+def training_gflop(memory: nn.Module, x: torch.Tensor, starts: torch.Tensor) -> tuple[float, str]:
+    """The arithmetic of one ``sequence`` forward + backward in GFLOP, and how it was obtained.
+
+    torch's FLOP counter sees every matrix multiply except inside the fused LSTM kernel (oneDNN on CPU),
+    so an ``nn.LSTM`` is counted by hand, as the counter counts the others: per step, the 4 gates'
+    ``hidden x (input + hidden)`` multiply-adds forward; backward the same for the weights' gradients,
+    ``hidden x hidden`` for the state's, and ``hidden x input`` for the input's if it needs one.
+    """
+    lstm = next((module for module in memory.modules() if isinstance(module, nn.LSTM)), None)
+    if lstm is not None:
+        batch, length, _ = x.shape
+        hidden, inputs = lstm.hidden_size, lstm.input_size
+        gates = 4 * hidden
+        per_step = 2 * gates * (inputs + hidden) + gates * (hidden + (inputs if x.requires_grad else 0))
+        return 2 * per_step * batch * length / 1e9, "by hand"
+    with FlopCounterMode(display=False) as counter:
+        y, _ = memory.sequence(x, memory.initial_state(x.shape[0]), starts)
+        y.square().mean().backward()
+    memory.zero_grad(set_to_none=True)
+    return counter.get_total_flops() / 1e9, "counted"
 
 
 def main() -> None:
@@ -60,6 +88,15 @@ def main() -> None:
         for name, samples in times.items():
             median = statistics.median(samples[2:])
             print(f"    {name:20s} {median * 1e3:8.1f} ms   {median / anchor:5.2f}x lstm")
+
+    peak = single_thread_gflops()
+    print(f"  arithmetic of forward + backward (one thread's matmul peak here: {peak:.0f} GFLOP/s):")
+    arithmetic = {name: training_gflop(memory, x, starts) for name, memory in memories.items()}
+    lstm_gflop = arithmetic["lstm"][0]
+    for name, (gflop, how) in arithmetic.items():
+        rate = gflop / statistics.median(train[name][2:])
+        ratio = gflop / lstm_gflop
+        print(f"    {name:20s} {gflop:8.2f} GFLOP ({how}) {ratio:5.2f}x lstm, ran at {rate:5.1f} GFLOP/s")
 
 
 if __name__ == "__main__":

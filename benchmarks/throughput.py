@@ -17,7 +17,11 @@ tlb >= 0.5x lstm. Also the drop-in comparison: sb3-contrib's ``RecurrentPPO("Mlp
 RecurrentPPO's default size, critic LSTM included), and the speed-up of the second over the first.
 
 The models are interleaved round by round in one process so machine noise hits them alike. Prints frames
-per second (rollout + training) and the ratios.
+per second (rollout + training) and the ratios. ``--count-flops`` then trains each model for one more
+rollout under torch's FLOP counter and prints its arithmetic per rollout (the fused LSTM kernels of
+RecurrentPPO and of MemoryPPO(lstm) are invisible to the counter), and on BabyAI the least time tlb's extra
+arithmetic over MemoryPPO(none) takes at one thread's peak matrix-multiply rate, against the time the
+0.85x target allows it.
 """
 
 from __future__ import annotations
@@ -34,10 +38,12 @@ from sb3_contrib import RecurrentPPO
 from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.torch_layers import CombinedExtractor
+from torch.utils.flop_counter import FlopCounterMode
 
 from agents import MemoryPPO
 from envs import make_vec_env
 from policies.encoder import BabyAIFeaturesExtractor
+from runners.study import single_thread_gflops
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memory_tasks import MEMORY_KWARGS, TASKS, make_envs  # noqa: E402
@@ -136,6 +142,11 @@ def main() -> None:
     parser.add_argument("--rollouts-per-round", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument(
+        "--count-flops",
+        action="store_true",
+        help="then count each model's arithmetic per rollout (see above)",
+    )
+    parser.add_argument(
         "--encoder", choices=["babyai", "flat"], default="babyai", help="babyai task only: shared by all"
     )
     args = parser.parse_args()
@@ -179,6 +190,35 @@ def main() -> None:
         print(f"  ratio tlb / MemoryPPO(lstm) = {tlb / fps['MemoryPPO(lstm)']:.2f} (target >= 0.5)")
         drop_in = fps["MemoryPPO(MlpLstmPolicy)"] / fps["RecurrentPPO(MlpLstmPolicy)"]
         print(f"  ratio MemoryPPO / RecurrentPPO, same MlpLstmPolicy arguments = {drop_in:.2f}")
+    if args.count_flops:
+        print_arithmetic(models, fps, frames_per_rollout, babyai=args.task == "babyai")
+
+
+def print_arithmetic(
+    models: dict[str, BaseAlgorithm], fps: dict[str, float], frames_per_rollout: int, babyai: bool
+) -> None:
+    """Each model's arithmetic per rollout (collection + update), counted while it trains one more rollout;
+    on BabyAI also the least time tlb's arithmetic beyond MemoryPPO(none) needs, at one thread's peak
+    matrix-multiply rate, beside the extra time per rollout that the 0.85x target allows."""
+    gflop = {}
+    for name, model in models.items():
+        with FlopCounterMode(display=False) as counter:
+            model.learn(frames_per_rollout, reset_num_timesteps=False)
+        gflop[name] = counter.get_total_flops() / 1e9
+    counted = "torch's FLOP counter, blind to fused LSTMs"
+    print(f"  arithmetic per rollout of {frames_per_rollout} frames ({counted}):")
+    for name, value in gflop.items():
+        print(f"    {name:28s} {value:8.1f} GFLOP")
+    if babyai:
+        peak = single_thread_gflops()
+        extra = gflop["MemoryPPO(tlb)"] - gflop["MemoryPPO(none)"]
+        none_seconds = frames_per_rollout / fps["MemoryPPO(none)"]
+        allowed = none_seconds * (1 / 0.85 - 1)
+        print(
+            f"  tlb beyond none: {extra:.1f} GFLOP per rollout, at least {extra / peak:.2f} s at one "
+            f"thread's matmul peak ({peak:.0f} GFLOP/s); the 0.85x target allows {allowed:.2f} s more than "
+            f"none's {none_seconds:.2f} s"
+        )
 
 
 if __name__ == "__main__":
