@@ -1,0 +1,91 @@
+"""The plain-demo BC pair (tlb against tlb-paper) pooled into report.md and its plots.
+
+    PYTHONPATH=. python docs/studies/bc-plain-pairs/make_report.py
+
+Reads scores.csv: one row per run of
+``python benchmarks/bc_generalization.py --memories M --suites --seed S --demo-noise 0`` (final greedy success
+on 200 unseen GoToLocal levels after 15 minutes of BC; the first draw's runs carry no epochs or validation
+accuracy, their logs are gone). Estimates come from ``runners.report`` (rliable); the paired difference is a
+bootstrap over seeds, since a seed fixes the initialisation, validation split and unseen levels of both.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from runners.report import (
+    fmt_interval,
+    improvement_probabilities,
+    interval_estimates,
+    plot_improvement,
+    plot_intervals,
+)
+
+HERE = Path(__file__).resolve().parent
+MEMORIES = ("tlb", "tlb-paper")
+COMMAND = "python benchmarks/bc_generalization.py --memories M --suites --seed S --demo-noise 0"
+PROTOCOL = (
+    f"Command per memory M and seed S: `{COMMAND}`, the two memories side by side, one core each; "
+    "5000 GoToLocal demos of the bot, relabelled colours and types, 15 minutes of BC on one torch "
+    "thread, then the final evaluation: 200 greedy episodes on unseen GoToLocal levels. Machine: 2-core "
+    "x86_64 VM; the first draw's seeds 0-4 (2026-11-30, 130-140 epochs) and a faster draw's seeds 0-9 "
+    "(2026-11-30, matmul peak 107-111 GFLOP/s, 174-201 epochs; seeds 5-9 added as decided before they "
+    "ran). Intervals: 95% stratified bootstrap (rliable) and a percentile bootstrap over seeds for the "
+    "paired difference."
+)
+
+
+def paired_difference(x: np.ndarray, y: np.ndarray, reps: int = 20_000) -> tuple[float, float, float]:
+    """Mean of x - y over seeds with a 95% percentile-bootstrap interval."""
+    difference = x - y
+    samples = np.random.default_rng(0).choice(difference, (reps, len(difference))).mean(axis=1)
+    low, high = np.percentile(samples, [2.5, 97.5])
+    return float(difference.mean()), float(low), float(high)
+
+
+def section(label: str, slug: str, runs: list[dict[str, str]], lines: list[str]) -> None:
+    """One table of per-seed scores with IQM, mean, P(tlb > tlb-paper) and the paired difference."""
+    keys = sorted({(r["draw"], int(r["seed"])) for r in runs})
+    score = {(r["memory"], r["draw"], int(r["seed"])): float(r["success"]) for r in runs}
+    scores = {m: np.array([score[(m, *key)] for key in keys])[:, None] for m in MEMORIES}
+    points, intervals = interval_estimates(scores)
+    probabilities, probability_intervals = improvement_probabilities(scores)
+    mean, low, high = paired_difference(scores["tlb"][:, 0], scores["tlb-paper"][:, 0])
+    lines += [f"## {label}", "", "| memory | per seed | IQM [95% CI] | mean [95% CI] |", "|---|---|---|---|"]
+    for m in MEMORIES:
+        per_seed = ", ".join(f"{v:.2f}" for v in scores[m][:, 0])
+        iqm = fmt_interval(points[m][0], intervals[m], 0)
+        lines.append(f"| {m} | {per_seed} | {iqm} | {fmt_interval(points[m][1], intervals[m], 1)} |")
+    pair = "tlb,tlb-paper"
+    low_p, high_p = probability_intervals[pair][:, 0]
+    lines += [
+        "",
+        f"P(tlb > tlb-paper) = {probabilities[pair]:.2f} [{low_p:.2f}, {high_p:.2f}]; "
+        f"mean paired difference tlb - tlb-paper {mean:+.3f} [{low:+.3f}, {high:+.3f}].",
+        "",
+    ]
+    plots = HERE / "plots"
+    interval_plot = plot_intervals(points, intervals, "success rate", plots / f"{slug}_intervals.png")
+    improvement_plot = plot_improvement(
+        probabilities, probability_intervals, plots / f"{slug}_improvement.png"
+    )
+    lines += [f"![intervals](plots/{interval_plot}) ![improvement](plots/{improvement_plot})", ""]
+
+
+def main() -> None:
+    with open(HERE / "scores.csv") as file:
+        runs = list(csv.DictReader(file))
+    lines = ["# Plain-demo BC: tlb against tlb-paper", "", PROTOCOL, ""]
+    section("Faster draw: seeds 0-9", "faster_draw", [r for r in runs if r["draw"] == "faster"], lines)
+    section("Both draws: the first draw's seeds 0-4 and the faster draw's 0-9", "both_draws", runs, lines)
+    lines.append(
+        "Regenerate: `PYTHONPATH=. python docs/studies/bc-plain-pairs/make_report.py` (reads scores.csv)."
+    )
+    (HERE / "report.md").write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
