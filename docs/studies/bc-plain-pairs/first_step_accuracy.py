@@ -27,7 +27,6 @@ from agents.demos import Demos, load_demos
 from agents.loading import load_model
 
 ENV_ID = "BabyAI-GoToLocal-v0"
-OBJECT_TYPES = ("ball", "box", "key")
 HEADER = (
     "| model | seed | val acc | first step | later steps | wrong = previous demo action (demo repeats) "
     "| first step, a same-type distractor in view | first step, none |\n|---|---|---|---|---|---|---|---|"
@@ -60,9 +59,8 @@ def model_row(path: str, seed: int, demos: Demos, env: gym.Env) -> str:
             starts = torch.zeros(n_rows, length, dtype=torch.bool)
             starts[:, 0] = True
             observations = {key: value.flatten(0, 1) for key, value in batch.observations.items()}
-            inputs = policy.memory_inputs(observations).view(n_rows, length, -1)
-            latent, _ = policy.memory.sequence(inputs, policy.initial_state(n_rows), starts)
-            logits = policy.action_net(policy.mlp_extractor(latent.flatten(0, 1))[0])
+            latent_pi, _, _ = policy.memory_latents(observations, policy.initial_state(n_rows), starts)
+            logits = policy.action_net(policy.mlp_extractor.forward_actor(latent_pi))
             predictions = logits.argmax(-1).view(n_rows, length)
             for row, episode in enumerate(episodes):
                 distractor = same_type_distractor_in_first_view(env, int(demos.seeds[episode]))
