@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from stable_baselines3.common.logger import configure
 from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv
 
@@ -148,7 +149,12 @@ def main() -> None:
     parser.add_argument(
         "--sampled", action="store_true", help="sample actions in the evaluations (default: greedy)"
     )
-    parser.add_argument("--save-dir", default=None, help="save each trained model here (optional)")
+    parser.add_argument(
+        "--save-dir",
+        default=None,
+        help="save each trained model here (bc-<memory>.zip), with its per-epoch training log "
+        "(bc-<memory>-log/progress.csv: validation accuracy and loss after every epoch)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     try:  # before any demo is generated: a memory flag that some memory does not take ends the run here
@@ -188,7 +194,9 @@ def main() -> None:
             relabel=args.relabel,
             ema_decay=args.ema_decay,
         )
-        trainer = BCTrainer(model, demos, config)
+        # The per-epoch log shows when validation accuracy left its plateau, which the final row cannot.
+        logger = configure(str(Path(args.save_dir) / f"bc-{memory}-log"), ["csv"]) if args.save_dir else None
+        trainer = BCTrainer(model, demos, config, logger=logger)
         history = trainer.train(progress=False)
         results = {
             name: evaluate_model(model, env, args.eval_episodes, deterministic=not args.sampled)
@@ -196,6 +204,7 @@ def main() -> None:
         }
         if args.save_dir:
             model.save(Path(args.save_dir) / f"bc-{memory}.zip")
+            trainer.logger.close()
         last = history[-1]
         # With --keep-best the evaluated weights are those of the best validation epoch.
         accuracy = trainer.best_val_accuracy if trainer.best_epoch is not None else last.val_accuracy

@@ -3,7 +3,10 @@ its runner, and loading a BC policy to fine-tune it (``init_from``). Tiny networ
 
 from __future__ import annotations
 
+import csv
+import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -533,3 +536,30 @@ def test_a_level_family_the_bot_cannot_play_is_a_one_line_error(
     err = capsys.readouterr().err
     assert "the bot solved none of" in err and len(err.strip().splitlines()) == 1
     assert not path.exists()
+
+
+def test_bc_benchmark_saves_each_model_with_its_per_epoch_log(
+    demos_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``benchmarks/bc_generalization.py --save-dir``: the model and a progress.csv with one validation row
+    per epoch (epoch 0 is the untrained policy), ending at the epoch count the table prints."""
+    spec = importlib.util.spec_from_file_location(
+        "bc_generalization", Path(__file__).parents[1] / "benchmarks" / "bc_generalization.py"
+    )
+    assert spec is not None and spec.loader is not None
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    argv = ["--demos", str(demos_file), "--demo-noise", "0", "--episodes", "30", "--minutes", "0.02"]
+    argv += ["--eval-episodes", "2", "--suites", "--memories", "tlb", *TINY_MEMORY[2:]]
+    argv += ["--features-dim", "16"]
+    monkeypatch.setattr(sys, "argv", ["bc_generalization.py", *argv, "--save-dir", str(tmp_path)])
+    benchmark.main()
+    printed = capsys.readouterr().out
+    epochs = int(printed.split("tlb: ")[1].split(" epochs")[0])
+    assert (tmp_path / "bc-tlb.zip").exists()
+    with open(tmp_path / "bc-tlb-log" / "progress.csv") as log:
+        rows = list(csv.DictReader(log))
+    assert [int(row["bc/epoch"]) for row in rows] == list(range(epochs + 1))
+    accuracies = [float(row["bc/val_accuracy"]) for row in rows]
+    assert all(0.0 <= accuracy <= 1.0 for accuracy in accuracies)
+    assert f"{accuracies[-1]:.3f}" in printed.split("tlb: ")[1].splitlines()[0]
