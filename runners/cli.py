@@ -236,6 +236,12 @@ MEMORY_FLAGS: dict[str, tuple[str, type, str]] = {
         int,
         "each token also sees the inputs of this many earlier steps directly (tlb; default 2, tlb-paper 0)",
     ),
+    "--shift-mixing": (
+        "shift_mixing",
+        str,
+        "the input shift's map of the earlier inputs: dense, or channel, one weight per channel and step "
+        "(tlb; default dense)",
+    ),
     "--normalize-latents": (
         "normalize_latents",
         bool,

@@ -28,6 +28,9 @@ TINY_KWARGS: dict[str, dict] = {
         d_model=16, n_latents=2, chunk_size=3, n_heads=2, n_layers=2, input_shift=3, previous_chunk=True
     ),
     "tlb-normalized": dict(d_model=16, n_latents=2, chunk_size=3, n_heads=2, normalize_latents=True),
+    "tlb-shift-channel": dict(
+        d_model=16, n_latents=2, chunk_size=4, n_heads=2, input_shift=3, shift_mixing="channel"
+    ),
     "lstm": dict(hidden_size=8, n_layers=2),
     "gru": dict(hidden_size=8),
     "transformer": dict(d_model=16, window=5, n_heads=2, n_layers=2),
@@ -156,6 +159,8 @@ def test_tlb_sequence_loops_over_chunks_not_steps(monkeypatch: pytest.MonkeyPatc
         dict(previous_chunk=True, n_layers=2, cross_every=2),
         dict(input_shift=3, normalize_latents=True),
         dict(input_shift=8, previous_chunk=True, n_layers=2, cross_every=2),
+        dict(input_shift=2, shift_mixing="channel"),
+        dict(input_shift=8, shift_mixing="channel", previous_chunk=True, n_layers=2, cross_every=2),
     ],
 )
 def test_tlb_sequence_equals_folded_steps_for_random_episode_boundaries(length: int, kwargs: dict) -> None:
@@ -178,10 +183,13 @@ def test_tlb_sequence_equals_folded_steps_for_random_episode_boundaries(length: 
         assert (state_steps[key].float() - state_seq[key].float()).abs().max() < 1e-5, key
 
 
-@pytest.mark.parametrize("previous_chunk, input_shift", [(False, 0), (True, 0), (False, 2)])
+@pytest.mark.parametrize(
+    "previous_chunk, input_shift, shift_mixing",
+    [(False, 0, "dense"), (True, 0, "dense"), (False, 2, "dense"), (False, 2, "channel")],
+)
 @pytest.mark.parametrize("n_layers", [1, 2])
 def test_tlb_steps_after_a_weight_change_replay_the_chunk_like_sequence(
-    n_layers: int, previous_chunk: bool, input_shift: int
+    n_layers: int, previous_chunk: bool, input_shift: int, shift_mixing: str
 ) -> None:
     """A state carries caches of its chunk so far (fast-stream outputs, keys and values); after an
     optimizer step a rollout continuing that chunk must use the new weights for it, as training does."""
@@ -194,6 +202,7 @@ def test_tlb_steps_after_a_weight_change_replay_the_chunk_like_sequence(
         n_layers=n_layers,
         previous_chunk=previous_chunk,
         input_shift=input_shift,
+        shift_mixing=shift_mixing,
         input_dim=INPUT_DIM,
     )
     batch = 3
@@ -259,6 +268,7 @@ def test_tlb_weights_fingerprint_follows_the_values_of_the_weights() -> None:
         (dict(gate="lstm"), "unknown gate"),
         (dict(latent_init_std=0.0), "latent_init_std must be positive"),
         (dict(chunk_size=4, input_shift=5), "input_shift must be an integer from 0 to chunk_size=4"),
+        (dict(shift_mixing="full"), "unknown shift_mixing 'full': use one of dense, channel"),
     ],
 )
 def test_tlb_bad_arguments_say_what_to_change(kwargs: dict, message: str) -> None:
@@ -380,6 +390,29 @@ def test_tlb_input_shift_reads_exactly_the_steps_before_it_across_chunks(input_s
     (y[0, 4] * torch.randn(16)).sum().backward()  # (the sum of a LayerNorm's output is constant)
     reached = [bool(x.grad[0, t].abs().sum() > 0) for t in range(4)]
     assert reached == [t >= 4 - input_shift for t in range(4)]
+
+
+def test_tlb_channel_shift_mixes_each_channel_with_its_own_earlier_values() -> None:
+    """``shift_mixing="channel"``: channel c of the shift's addition depends only on channel c of the earlier
+    inputs, with one weight per step; ``"dense"`` is one linear map of them all, nearest step first."""
+    torch.manual_seed(0)
+    kwargs = dict(d_model=16, n_latents=2, chunk_size=4, n_heads=2, input_shift=2, input_dim=16)
+    channel = TemporalLatentBottleneck(shift_mixing="channel", **kwargs)
+    assert channel.shift_proj is None and channel.shift_weight is not None
+    earlier = torch.randn(2, 16)  # [input_shift, input_dim], the step before first
+    jacobian = torch.autograd.functional.jacobian(channel.shift_term, earlier)  # [16, 2, 16]
+    for j in range(2):
+        assert torch.allclose(jacobian[:, j], torch.diag(channel.shift_weight[j].detach()))
+    dense = TemporalLatentBottleneck(shift_mixing="dense", **kwargs)
+    assert dense.shift_weight is None and dense.shift_proj is not None
+    assert torch.allclose(dense.shift_term(earlier), dense.shift_proj(torch.cat([earlier[0], earlier[1]])))
+
+
+def test_tlb_saved_before_shift_mixing_existed_loads_with_a_dense_shift() -> None:
+    upgrade = TemporalLatentBottleneck.upgrade_saved_kwargs
+    assert upgrade({"input_shift": 2})["shift_mixing"] == "dense"
+    assert upgrade({"input_shift": 2, "shift_mixing": "channel"})["shift_mixing"] == "channel"
+    assert upgrade({})["input_shift"] == 0  # before any option was recorded: the paper's configuration
 
 
 def test_tlb_paper_is_the_papers_configuration_and_tlb_differs_only_in_the_chosen_options() -> None:

@@ -85,6 +85,7 @@ TLB_OPTIONS = [
     dict(latent_init_std=1.0),
     dict(normalize_latents=True, latent_init_std=1.0),
     dict(input_shift=2),
+    dict(input_shift=2, shift_mixing="channel"),
     dict(previous_chunk=True, gate="gru", n_layers=2),
 ]
 
@@ -373,6 +374,7 @@ def test_saved_tlb_records_its_options_and_older_checkpoints_load_with_the_paper
     assert data["policy_kwargs"]["memory_kwargs"] == {
         **TINY_MEMORY["tlb"],
         "input_shift": 2,
+        "shift_mixing": "dense",
         "normalize_latents": True,
         "previous_chunk": False,
     }

@@ -52,6 +52,7 @@ from policies.memories.base import (
 )
 
 GATES = ("none", "gru")
+SHIFT_MIXINGS = ("dense", "channel")
 UNKNOWN_WEIGHTS = -1  # a state's caches were made with weights of unknown fingerprint
 
 
@@ -73,6 +74,11 @@ class TemporalLatentBottleneck(Memory):
         steps before it in the episode (a short causal convolution, as RWKV's token shift and Mamba's
         convolution), so what changed since the last step is one linear map away; at most ``chunk_size``.
         0 (the paper) for none; None (the default) for 2, or ``chunk_size`` if smaller.
+    :param shift_mixing: how the input shift maps the earlier inputs: ``"dense"``, one learned linear map of
+        all of them together (input_shift x input_dim -> D), or ``"channel"``, a learned weight per channel
+        and earlier step on the projected inputs (as Mamba's depthwise convolution and RWKV's token shift):
+        each channel then sees only its own earlier values, enough for what changed since the last step
+        (a velocity is one weight of -1 away) but not for a learned fingerprint of the history.
     :param normalize_latents: a LayerNorm after each residual of the slow update (post-norm), so the latents'
         norm stays put: with the paper's plain residuals it grows by about the same amount every chunk, and
         after many chunks each new update turns the latents less and less. On by default; off in the paper.
@@ -94,6 +100,7 @@ class TemporalLatentBottleneck(Memory):
         gate: str = "none",
         previous_chunk: bool = False,
         input_shift: int | None = None,
+        shift_mixing: str = "dense",
         normalize_latents: bool = True,
         latent_init_std: float = 0.02,
         input_dim: int | None = None,
@@ -120,6 +127,8 @@ class TemporalLatentBottleneck(Memory):
             raise ValueError(f"latent_init_std must be positive, got {latent_init_std!r} (e.g. 0.02 or 1.0)")
         if gate not in GATES:
             raise ValueError(f"unknown gate {gate!r}: use one of {', '.join(GATES)}")
+        if shift_mixing not in SHIFT_MIXINGS:
+            raise ValueError(f"unknown shift_mixing {shift_mixing!r}: use one of {', '.join(SHIFT_MIXINGS)}")
         super().__init__(input_dim or d_model)
         self.output_dim = d_model
         self.d_model, self.n_latents, self.chunk_size = d_model, n_latents, chunk_size
@@ -129,8 +138,14 @@ class TemporalLatentBottleneck(Memory):
         self.initial_latents = nn.Parameter(torch.randn(n_latents, d_model) * latent_init_std)
         self.previous_chunk = bool(previous_chunk)
         self.input_shift = int(input_shift)
-        self.shift_proj = (
-            nn.Linear(self.input_dim * self.input_shift, d_model, bias=False) if self.input_shift else None
+        self.shift_mixing = shift_mixing
+        dense = self.input_shift > 0 and shift_mixing == "dense"
+        channel = self.input_shift > 0 and shift_mixing == "channel"
+        self.shift_proj = nn.Linear(self.input_dim * self.input_shift, d_model, bias=False) if dense else None
+        # Per earlier step and channel, drawn as a depthwise convolution's kernel is (fan-in: input_shift).
+        bound = 1.0 / max(self.input_shift, 1) ** 0.5
+        self.shift_weight = (
+            nn.Parameter(torch.empty(self.input_shift, d_model).uniform_(-bound, bound)) if channel else None
         )
         # Both options read the inputs of the episode's previous chunk, which the state then carries.
         self.keeps_previous_inputs = self.previous_chunk or self.input_shift > 0
@@ -221,18 +236,25 @@ class TemporalLatentBottleneck(Memory):
         ``previous_inputs`` (with ``input_shift``): the previous chunk's inputs [S, K, input_dim] (zero in an
         episode's first chunk)."""
         h = self.input_proj(chunk_inputs) + self.position_embedding
-        if self.shift_proj is not None:
+        if self.input_shift:
             assert previous_inputs is not None
             window = torch.cat([previous_inputs, chunk_inputs], dim=1)  # [S, 2K, input_dim]
             k = self.chunk_size
             earlier = [window[:, k - j : 2 * k - j] for j in range(1, self.input_shift + 1)]
-            shifted = torch.cat(earlier, dim=-1)
-            h = h + self.shift_proj(shifted)
+            h = h + self.shift_term(torch.stack(earlier, dim=-2))
         first, *others = self.head_blocks
         h, keys_values = first.forward_with_keys_values(h, *(previous or ()))
         for block in others:
             h = block(h)
         return h, keys_values
+
+    def shift_term(self, earlier: torch.Tensor) -> torch.Tensor:
+        """The input shift's addition to each token, from the inputs of the ``input_shift`` steps before it
+        (nearest first): [..., input_shift, input_dim] -> [..., D]."""
+        if self.shift_weight is not None:
+            return (self.input_proj(earlier) * self.shift_weight).sum(dim=-2)
+        assert self.shift_proj is not None
+        return self.shift_proj(earlier.flatten(-2))
 
     def fast_tail(
         self,
@@ -291,6 +313,7 @@ class TemporalLatentBottleneck(Memory):
     def recorded_settings(self) -> dict[str, Any]:
         return {
             "input_shift": self.input_shift,
+            "shift_mixing": self.shift_mixing,
             "normalize_latents": self.post_norms is not None,
             "previous_chunk": self.previous_chunk,
         }
@@ -298,8 +321,11 @@ class TemporalLatentBottleneck(Memory):
     @classmethod
     def upgrade_saved_kwargs(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
         """A tlb saved before its options were recorded (no ``input_shift`` among its arguments) was built
-        with the paper's configuration, then the default."""
-        return kwargs if "input_shift" in kwargs else {**PAPER_SETTINGS, **kwargs}
+        with the paper's configuration, then the default; one saved before ``shift_mixing`` existed had a
+        dense shift."""
+        if "input_shift" not in kwargs:
+            kwargs = {**PAPER_SETTINGS, **kwargs}
+        return {"shift_mixing": "dense", **kwargs}
 
     def diagnostics(self, state: MemoryState) -> dict[str, torch.Tensor]:
         """Per row [B]: ``latent_cosine``, the mean cosine similarity of every pair of slow latents (1: the N
@@ -396,11 +422,11 @@ class TemporalLatentBottleneck(Memory):
         the state, plus this step's; everything runs on one token per row instead of K. ``rows``: arange(B),
         which with ``position`` indexes this step's slot of the chunk."""
         h = self.input_proj(x) + self.position_embedding[position]  # [B, D]
-        if self.shift_proj is not None:
+        if self.input_shift:
             # window: cat(previous chunk's inputs, this chunk's) [B, 2K, input_dim]; this step: K + position.
             assert window is not None
             earlier = self.chunk_size + position.unsqueeze(1) - self.shift_offsets  # [B, shift]
-            h = h + self.shift_proj(window[rows.unsqueeze(1), earlier].flatten(1))
+            h = h + self.shift_term(window[rows.unsqueeze(1), earlier])
         first, *rest = self.fast_blocks
         normed = first.norm(h).unsqueeze(1)  # [B, 1, D]
         keys_values = keys_values.index_put(
