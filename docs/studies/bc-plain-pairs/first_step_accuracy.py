@@ -4,11 +4,13 @@
     PYTHONPATH=. python docs/studies/bc-plain-pairs/first_step_accuracy.py --seed S runs/*-S/bc-*.zip
 
 For each model (trained with ``--seed S``, whose validation split it reproduces: the same ``BCTrainer`` split
-of the same 5000 demos) prints one markdown row: validation accuracy, accuracy at each episode's first step
-and at the later steps, how often a wrong prediction equals the demo's previous action (the copycat
-signature) against how often the demo itself repeats its previous action, and first-step accuracy split by
-what the first view holds: a distractor of the target's type (so only the colour tells the target apart), or
-none. A first step has no history: errors there come from reading the view and the mission, not from memory.
+of the same 5000 demos) prints one markdown row: validation accuracy; accuracy on the first 500 training
+episodes as demonstrated, not relabelled (far above validation accuracy: memorised demos); accuracy at each
+episode's first step and at the later steps; how often a wrong prediction equals the demo's previous action
+(the copycat signature) against how often the demo itself repeats its previous action; and first-step
+accuracy split by what the first view holds: a distractor of the target's type (so only the colour tells the
+target apart), or none. A first step has no history: errors there come from reading the view and the
+mission, not from memory.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from agents.loading import load_model
 
 ENV_ID = "BabyAI-GoToLocal-v0"
 HEADER = (
-    "| model | seed | val acc | first step | later steps | wrong = previous demo action (demo repeats) "
-    "| first step, a same-type distractor in view | first step, none |\n|---|---|---|---|---|---|---|---|"
+    "| model | seed | val acc | train acc | first step | later steps "
+    "| wrong = previous demo action (demo repeats) "
+    "| first step, a same-type distractor in view | first step, none |\n"
+    "|---|---|---|---|---|---|---|---|---|"
 )
 
 
@@ -44,12 +48,26 @@ def same_type_distractor_in_first_view(env: gym.Env, seed: int) -> bool:
     return any(c is not None and c.type == kind and c.color != colour for c in grid.grid)
 
 
+TRAIN_EPISODES = 500
+
+
+def split_accuracy(trainer: BCTrainer, episodes: np.ndarray) -> float:
+    """The model's accuracy on these demo episodes, as demonstrated (no relabelling)."""
+    correct, steps = 0.0, 0
+    with torch.no_grad():
+        for batch_episodes in trainer.data.bucketed_batches(episodes, 256, np.random.default_rng(0)):
+            totals = trainer.run_batch(trainer.data.batch(batch_episodes), train=False)
+            correct, steps = correct + totals.correct, steps + totals.steps
+    return correct / steps
+
+
 def model_row(path: str, seed: int, demos: Demos, env: gym.Env) -> str:
     """One markdown row of validation statistics for the model saved at ``path``."""
     model = load_model(path)
     trainer = BCTrainer(model, demos, BCConfig(seed=seed))
     policy = model.policy
     policy.set_training_mode(False)
+    train_accuracy = split_accuracy(trainer, trainer.train_episodes[:TRAIN_EPISODES])
     # per validation step: demo action, prediction, previous demo action, t, same-type distractor at t=0
     steps: list[tuple[int, int, int, int, bool]] = []
     with torch.no_grad():
@@ -78,7 +96,7 @@ def model_row(path: str, seed: int, demos: Demos, env: gym.Env) -> str:
     without = first & (table[:, 4] == 0)
     name = path.rsplit("/", 1)[-1].removeprefix("bc-").removesuffix(".zip")
     return (
-        f"| {name} | {seed} | {correct.mean():.3f} "
+        f"| {name} | {seed} | {correct.mean():.3f} | {train_accuracy:.3f} "
         f"| {correct[first].mean():.2f} | {correct[~first].mean():.2f} "
         f"| {copied:.2f} ({repeats:.2f}) | {correct[with_distractor].mean():.2f} of {with_distractor.sum()} "
         f"| {correct[without].mean():.2f} of {without.sum()} |"

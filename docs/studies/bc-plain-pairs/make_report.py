@@ -31,11 +31,13 @@ PROTOCOL = (
     f"Command per memory M and seed S: `{COMMAND}`, the two memories side by side, one core each; "
     "5000 GoToLocal demos of the bot, relabelled colours and types, 15 minutes of BC on one torch "
     "thread, then the final evaluation: 200 greedy episodes on unseen GoToLocal levels. Machine: 2-core "
-    "x86_64 VM; the first draw's seeds 0-4 (2026-11-30, 130-140 epochs) and a faster draw's seeds 0-18 "
-    "(2026-11-30, three sessions, matmul peak 105-111 GFLOP/s, 173-201 epochs; seeds 5-9 were added as "
-    "decided before they ran, seeds 10-17 likewise, seed 18 after seed 10 had run, for the session's time "
-    "left; every run is counted). Intervals: 95% stratified bootstrap (rliable) and a percentile bootstrap "
-    "over seeds for the paired difference. Where the low mode goes wrong: first_step.md."
+    "x86_64 VM; the first draw's seeds 0-4 (2026-11-30, 130-140 epochs) and a faster draw's seeds 0-20 "
+    "(2026-11-30 to 12-01, four sessions, matmul peak 105-111 GFLOP/s, 173-201 epochs; seeds 5-9 were added "
+    "as decided before they ran, seeds 10-17 likewise, seed 18 after seed 10 had run, for the session's time "
+    "left, seeds 19-20 in the next session, planned as 19-23 and cut to 19-20 for screens of other "
+    "settings before any of 21-23 ran; every run is counted). Intervals: 95% stratified bootstrap "
+    "(rliable) and a percentile bootstrap over seeds for the paired difference. Where the low mode goes "
+    "wrong: first_step.md; when runs leave it or memorise: learning_curves.md."
 )
 
 
