@@ -71,8 +71,9 @@ class TemporalLatentBottleneck(Memory):
         previous chunk (as Block-Recurrent Transformers do), so a chunk's first steps see more than their own
         inputs and the slow latents. Off in the paper's configuration.
     :param input_shift: each step's token also gets a learned linear map of the inputs of the ``input_shift``
-        steps before it in the episode (a short causal convolution, as RWKV's token shift and Mamba's
-        convolution), so what changed since the last step is one linear map away; at most ``chunk_size``.
+        steps before it in the episode (a short causal convolution; RWKV's token shift and Mamba's
+        convolution are its per-channel form, ``shift_mixing="channel"``), so what changed since the last
+        step is one linear map away; at most ``chunk_size``.
         0 (the paper) for none; None (the default) for 2, or ``chunk_size`` if smaller.
     :param shift_mixing: how the input shift maps the earlier inputs: ``"dense"``, one learned linear map of
         all of them together (input_shift x input_dim -> D), or ``"channel"``, a learned weight per channel
