@@ -363,17 +363,20 @@ class BCTrainer:
 
     # ------------------------------------------------------------------ validation and evaluation
 
-    def validate(self) -> tuple[float, float]:
-        """Mean cross-entropy and accuracy on the validation episodes (nan without any)."""
-        if len(self.val_episodes) == 0:
+    def validate(self, episodes: np.ndarray | None = None) -> tuple[float, float]:
+        """Mean cross-entropy and accuracy on the validation episodes, or on ``episodes`` (indices into the
+        demos, e.g. training ones to see how far they were memorised), as demonstrated: never relabelled.
+        nan without any."""
+        episodes = self.val_episodes if episodes is None else episodes
+        if len(episodes) == 0:
             return math.nan, math.nan
         self.policy.set_training_mode(False)
         totals = BatchTotals()
         with torch.no_grad():
-            for episodes in self.data.bucketed_batches(
-                self.val_episodes, 4 * self.config.batch_episodes, np.random.default_rng(0)
+            for batch_episodes in self.data.bucketed_batches(
+                episodes, 4 * self.config.batch_episodes, np.random.default_rng(0)
             ):
-                totals.add(self.run_batch(self.data.batch(episodes), train=False))
+                totals.add(self.run_batch(self.data.batch(batch_episodes), train=False))
         loss, accuracy, _ = totals.means()
         return loss, accuracy
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import importlib.util
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -536,6 +537,17 @@ def test_a_level_family_the_bot_cannot_play_is_a_one_line_error(
     err = capsys.readouterr().err
     assert "the bot solved none of" in err and len(err.strip().splitlines()) == 1
     assert not path.exists()
+
+
+def test_validate_scores_the_validation_split_or_the_episodes_given(demos_file: Path) -> None:
+    trainer = BCTrainer(tiny_model(), load_demos(demos_file), BCConfig(epochs=1, val_fraction=0.2))
+    assert trainer.validate(trainer.val_episodes) == trainer.validate()
+    trainer.train(progress=False)
+    _, train_accuracy = trainer.validate(trainer.train_episodes)
+    assert train_accuracy == trainer.validate(np.sort(trainer.train_episodes[::-1]))[1]
+    assert 0.0 <= train_accuracy <= 1.0
+    assert trainer.validate(trainer.train_episodes) != trainer.validate()
+    assert all(math.isnan(value) for value in trainer.validate(np.array([], dtype=np.int64)))
 
 
 def test_bc_benchmark_saves_each_model_with_its_per_epoch_log(

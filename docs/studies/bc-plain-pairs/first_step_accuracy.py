@@ -51,23 +51,13 @@ def same_type_distractor_in_first_view(env: gym.Env, seed: int) -> bool:
 TRAIN_EPISODES = 500
 
 
-def split_accuracy(trainer: BCTrainer, episodes: np.ndarray) -> float:
-    """The model's accuracy on these demo episodes, as demonstrated (no relabelling)."""
-    correct, steps = 0.0, 0
-    with torch.no_grad():
-        for batch_episodes in trainer.data.bucketed_batches(episodes, 256, np.random.default_rng(0)):
-            totals = trainer.run_batch(trainer.data.batch(batch_episodes), train=False)
-            correct, steps = correct + totals.correct, steps + totals.steps
-    return correct / steps
-
-
 def model_row(path: str, seed: int, demos: Demos, env: gym.Env) -> str:
     """One markdown row of validation statistics for the model saved at ``path``."""
     model = load_model(path)
     trainer = BCTrainer(model, demos, BCConfig(seed=seed))
     policy = model.policy
     policy.set_training_mode(False)
-    train_accuracy = split_accuracy(trainer, trainer.train_episodes[:TRAIN_EPISODES])
+    _, train_accuracy = trainer.validate(trainer.train_episodes[:TRAIN_EPISODES])
     # per validation step: demo action, prediction, previous demo action, t, same-type distractor at t=0
     steps: list[tuple[int, int, int, int, bool]] = []
     with torch.no_grad():
