@@ -1,4 +1,5 @@
-"""The plain-demo BC pair (tlb against tlb-paper) pooled into report.md and its plots.
+"""The plain-demo BC pair (tlb against tlb-paper) pooled into report.md and its plots, and the fair test of
+the channel-wise input shift (``--memories tlb --shift-mixing channel``, draw "fair") against tlb-paper.
 
     PYTHONPATH=. python docs/studies/bc-plain-pairs/make_report.py
 
