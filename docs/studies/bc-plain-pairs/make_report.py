@@ -19,6 +19,7 @@ import numpy as np
 
 from runners.report import (
     fmt_interval,
+    improvement_lines,
     improvement_probabilities,
     interval_estimates,
     plot_improvement,
@@ -81,13 +82,8 @@ def section(
         iqm = fmt_interval(points[m][0], intervals[m], 0)
         lines.append(f"| {m} | {per_seed} | {iqm} | {fmt_interval(points[m][1], intervals[m], 1)} |")
     pair = f"{first},{second}"
-    low_p, high_p = probability_intervals[pair][:, 0]
-    lines += [
-        "",
-        f"P({first} > {second}) = {probabilities[pair]:.2f} [{low_p:.2f}, {high_p:.2f}]; "
-        f"mean paired difference {first} - {second} {mean:+.3f} [{low:+.3f}, {high:+.3f}].",
-        "",
-    ]
+    lines += improvement_lines({pair: probabilities[pair]}, probability_intervals)
+    lines += ["", f"Mean paired difference {first} - {second} {mean:+.3f} [{low:+.3f}, {high:+.3f}].", ""]
     plots = HERE / "plots"
     interval_plot = plot_intervals(points, intervals, "success rate", plots / f"{slug}_intervals.png")
     improvement_plot = plot_improvement(

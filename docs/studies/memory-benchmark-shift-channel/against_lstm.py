@@ -17,22 +17,23 @@ from pathlib import Path
 import numpy as np
 
 from envs.benchmark import load_benchmark
-from runners.report import fmt_interval, improvement_probabilities, interval_estimates
+from runners.report import fmt_interval, improvement_lines, improvement_probabilities, interval_estimates
 
 HERE = Path(__file__).resolve().parent
 CHANNEL = "tlb shift_mixing=channel"
 SOURCES = (
     "Channel runs: `python -m runners.study --benchmark memory --tasks "
     "CartPoleNoVel,RepeatFirstEasy,RepeatPreviousEasy --memories tlb --grid shift_mixing=channel "
-    "--seeds 0-2` "
-    "(2026-12-01 01:17) and the same with `--tasks MemoryS7` (2026-12-01 02:13), this folder's report.md. "
+    "--seeds 0-2` (2026-12-01 01:17) and the same with `--tasks MemoryS7` (2026-12-01 02:13), this "
+    "folder's report.md. "
     "lstm and today's tlb: the per-seed final scores of docs/studies/memory-benchmark/report.md (2026-11-29, "
     "same benchmark file, budgets and seeds, same machine class), not run again, as that report prints them "
     "(three significant figures): there P(tlb > lstm) is 0.83, here 0.79, because rounded CartPole scores "
-    "of 500 tie. Normalised with each "
-    "task's min and max; intervals: 95% stratified bootstrap (rliable). Regenerate: "
-    "`PYTHONPATH=. python docs/studies/memory-benchmark-shift-channel/against_lstm.py`."
+    "of 500 tie. Normalised with each task's min and max; intervals: 95% stratified bootstrap (rliable). "
+    "Regenerate: `PYTHONPATH=. python docs/studies/memory-benchmark-shift-channel/against_lstm.py`."
 )
+# The comparisons the README quotes: the candidate against lstm and today's tlb, and today's tlb against lstm.
+PAIRS = (f"{CHANNEL},lstm", f"{CHANNEL},tlb", "tlb,lstm")
 # Per-seed final scores (seeds 0, 1, 2) from docs/studies/memory-benchmark/report.md, as printed there.
 EARLIER = {
     "tlb": {
@@ -82,11 +83,7 @@ def main() -> None:
         iqm = fmt_interval(points[memory][0], intervals[memory], 0)
         mean = fmt_interval(points[memory][1], intervals[memory], 1)
         lines.append(f"| {memory} | " + " | ".join(cells) + f" | {iqm} | {mean} |")
-    lines += ["", "Probability of improvement over normalised scores [95% CI]:", ""]
-    for pair in (f"{CHANNEL},lstm", f"{CHANNEL},tlb", "tlb,lstm"):
-        first, second = pair.split(",")
-        low, high = probability_intervals[pair][:, 0]
-        lines.append(f"- P({first} > {second}) = {probabilities[pair]:.2f} [{low:.2f}, {high:.2f}]")
+    lines += improvement_lines({pair: probabilities[pair] for pair in PAIRS}, probability_intervals)
     (HERE / "against_lstm.md").write_text("\n".join(lines) + "\n")
 
 
