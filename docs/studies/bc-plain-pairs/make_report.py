@@ -105,6 +105,12 @@ def section(
     lines += [f"![intervals](plots/{interval_plot}) ![improvement](plots/{improvement_plot})", ""]
 
 
+def seed_span(runs: list[dict[str, str]]) -> str:
+    """The first and last seed of ``runs``, as a section's title names them: ``"21-27"``."""
+    seeds = sorted({int(r["seed"]) for r in runs})
+    return f"{seeds[0]}-{seeds[-1]}"
+
+
 def main() -> None:
     with open(HERE / "scores.csv") as file:
         runs = list(csv.DictReader(file))
@@ -118,13 +124,11 @@ def main() -> None:
     section(both, "both_draws", pool, lines, today)
     fair = [r for r in runs if r["draw"] == "fair"]
     if fair:
-        seeds = sorted({int(r["seed"]) for r in fair})
-        label = f"Channel-wise shift against tlb-paper, fresh seeds {seeds[0]}-{seeds[-1]}"
+        label = f"Channel-wise shift against tlb-paper, fresh seeds {seed_span(fair)}"
         section(label, "channel_fair", fair, lines, (CHANNEL, "tlb-paper"), FAIR_PROTOCOL)
     dart = [r for r in runs if r["draw"] == "dart"]
     if dart:
-        seeds = sorted({int(r["seed"]) for r in dart})
-        label = f"The default DART demos, faster draw: seeds {seeds[0]}-{seeds[-1]}"
+        label = f"The default DART demos, faster draw: seeds {seed_span(dart)}"
         section(label, "dart", dart, lines, today, DART_PROTOCOL)
     lines.append(
         "Regenerate: `PYTHONPATH=. python docs/studies/bc-plain-pairs/make_report.py` (reads scores.csv)."
