@@ -341,6 +341,9 @@ class MemoryPPO(PPO):
                     clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)
 
             new_obs, rewards, dones, infos = env.step(clipped_actions)
+            # SubprocVecEnv stacks MiniGrid's Python-int rewards into an int64 array (DummyVecEnv's buffer is
+            # float): the time-limit bootstrap below adds a float to it, so take rewards as floats here.
+            rewards = np.asarray(rewards, dtype=np.float32)
             self.num_timesteps += env.num_envs
 
             callback.update_locals(locals())

@@ -21,7 +21,7 @@ from stable_baselines3.common.envs import (
 )
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.logger import configure
-from stable_baselines3.common.vec_env import VecNormalize
+from stable_baselines3.common.vec_env import VecEnvWrapper, VecNormalize
 
 from agents import MemoryPPO
 from envs import make_env
@@ -236,6 +236,28 @@ def test_a_time_limit_bootstraps_with_each_envs_own_memory(memory: str) -> None:
     for (step, idx), value in expected.items():
         # The callback runs before the step is counted and stored; the reward of a CartPole step is 1.
         assert model.rollout_buffer.rewards[step, idx] == pytest.approx(1.0 + model.gamma * value, abs=1e-5)
+
+
+class IntegerRewards(VecEnvWrapper):
+    """Rewards as an int64 array, as SubprocVecEnv stacks MiniGrid's Python-int rewards."""
+
+    def reset(self) -> Any:
+        return self.venv.reset()
+
+    def step_wait(self) -> Any:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        return obs, rewards.astype(np.int64), dones, infos
+
+
+def test_integer_rewards_from_a_vec_env_bootstrap_at_a_time_limit() -> None:
+    """A VecEnv that returns integer rewards (SubprocVecEnv on MiniGrid) trains through truncations: the
+    bootstrap's float is added to float rewards, not cast into an int64 array."""
+    env = IntegerRewards(make_vec_env("CartPole-v1", n_envs=2, seed=0, env_kwargs=dict(max_episode_steps=5)))
+    model = tiny_model(env, "tlb", n_steps=12, batch_size=24, sequence_length=4)
+    model.learn(48)
+    rewards = model.rollout_buffer.rewards
+    # Every truncated step's reward is 1 plus a discounted value, so some stored rewards are not integers.
+    assert np.any(np.abs(rewards - np.round(rewards)) > 1e-6)
 
 
 def test_evaluate_actions_refuses_flat_observations() -> None:
