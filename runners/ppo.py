@@ -335,12 +335,62 @@ def resume_arguments(resume_dir: Path) -> argparse.Namespace:
     return args
 
 
-def device_override(argv: list[str]) -> str | None:
-    """The ``--device`` a ``--resume`` command line gives (``None`` if none): it replaces the run's, so that
-    a run trained on a GPU can continue on a machine without one."""
+# What a ``--resume`` command line may set besides the run directory: everything else is the run's own.
+RESUME_OPTIONS = ("device", "total_steps", "threads", "no_progress")
+
+
+def resume_overrides(argv: list[str]) -> dict[str, Any]:
+    """The settings a ``--resume`` command line gives explicitly: ``--device`` (so that a run trained on a GPU
+    can continue on a machine without one), ``--total-steps`` (to train a finished run longer), ``--threads``
+    and ``--no-progress``.
+
+    :raises UsageError: for any other flag, which would silently not apply to the resumed run
+    """
     parser = build_parser()
-    parser.set_defaults(device=None)
-    return parser.parse_args(argv).device
+    unset = object()
+    parser.set_defaults(**{action.dest: unset for action in parser._actions if action.dest != "help"})
+    given = {key: value for key, value in vars(parser.parse_args(argv)).items() if value is not unset}
+    given.pop("resume", None)
+    others = sorted(set(given) - set(RESUME_OPTIONS))
+    if others:
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in others)
+        allowed = ", ".join(f"--{name.replace('_', '-')}" for name in RESUME_OPTIONS)
+        raise UsageError(
+            f"--resume continues a run with its own settings, so {flags} cannot change; with --resume only "
+            f"{allowed} apply (start a new run, or --init-from its model, to change the rest)"
+        )
+    return given
+
+
+def resume_total_steps(resume_dir: Path, steps_done: int, total_steps: int, extended: bool) -> None:
+    """Refuse a resume that has nothing to train: a ``--total-steps`` at or below the steps done, or a
+    finished run (its ``run_summary.json`` written) without a larger ``--total-steps``.
+
+    :raises UsageError: naming the steps done and the fix
+    """
+    if extended and total_steps <= steps_done:
+        raise UsageError(
+            f"--total-steps {total_steps}: {resume_dir} has already trained {steps_done:,} steps; "
+            f"pass a larger --total-steps to continue it"
+        )
+    if not extended and (resume_dir / "run_summary.json").is_file() and total_steps <= steps_done:
+        raise UsageError(
+            f"--resume {resume_dir}: that run is finished ({steps_done:,} steps); pass --total-steps N "
+            f"with N > {steps_done} to train it longer"
+        )
+
+
+def record_extension(resume_dir: Path, steps_done: int, total_steps: int, command: list[str]) -> None:
+    """Write the new ``--total-steps`` into the run's ``config.json`` (so that a later ``--resume`` continues
+    to it), keeping the original command and a list of the extensions."""
+    config_path = resume_dir / "config.json"
+    config = json.loads(config_path.read_text())
+    config["argv"] = [*config["argv"], "--total-steps", str(total_steps)]
+    config["total_steps"] = total_steps
+    extension = {"from_step": steps_done, "total_steps": total_steps}
+    extension["command"] = " ".join(["python -m runners.ppo", *command])
+    config["extensions"] = [*config.get("extensions", []), extension]
+    write_json(config_path, config)
 
 
 def load_newest_checkpoint(directory: Path, env: VecEnv, device: str) -> tuple[MemoryPPO, Path]:
@@ -394,9 +444,12 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
     argv = expand_hyperparams(command)
     args = build_parser().parse_args(argv)
     resume_dir = Path(args.resume) if args.resume else None
+    overrides: dict[str, Any] = {}
     if resume_dir is not None:
+        overrides = resume_overrides(argv)
         args = resume_arguments(resume_dir)
-        args.device = device_override(argv) or args.device
+        for key, value in overrides.items():
+            setattr(args, key, value)
     check_device(args.device)
     args.stochastic_eval = resolve_stochastic_eval(
         args.stochastic_eval, get_suite(args.suite, args.env).train.env_id if args.suite else args.env
@@ -413,6 +466,10 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
     env, eval_envs, eval_seeds = training_envs(args)
     if resume_dir is not None:
         model = resume_from_checkpoint(resume_dir, env, args.device)
+        extended = "total_steps" in overrides
+        resume_total_steps(resume_dir, model.num_timesteps, args.total_steps, extended)
+        if extended:
+            record_extension(resume_dir, model.num_timesteps, args.total_steps, command)
         run_dir = resume_dir
     else:
         model = build_model(args, env, memory_kwargs)
@@ -477,6 +534,8 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
     model_path = run_dir / "model.zip"
     atomic_save(model, model_path)
 
+    if remaining <= 0:  # training ended before a crash in the final evaluation: the callback never started
+        evaluation.init_callback(model)
     final = evaluation.evaluate()
     write_json(run_dir / "final_eval.json", {name: result.as_dict() for name, result in final.items()})
     env.close()

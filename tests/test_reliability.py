@@ -100,6 +100,57 @@ def test_sigterm_saves_and_resume_equals_an_uninterrupted_run(tmp_path: Path) ->
     assert all(torch.equal(x, y) for x, y in zip(final_parameters(straight), parameters(resumed)))
 
 
+def test_resume_extends_a_finished_run_exactly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``--resume RUN --total-steps N`` trains a finished run on to N, equal to a run trained to N at once,
+    and records the new total so that a later resume continues to it."""
+    straight = tmp_path / "straight"
+    assert run_main(ppo.main, [*TINY, "--total-steps", "256", "--logdir", str(straight)]) == 0
+    run_dir = tmp_path / "run"
+    assert run_main(ppo.main, [*TINY, "--total-steps", "128", "--logdir", str(run_dir)]) == 0
+    first_summary = json.loads((run_dir / "run_summary.json").read_text())
+    assert first_summary["frames"] == 128
+
+    assert run_main(ppo.main, ["--resume", str(run_dir), "--total-steps", "256"]) == 0
+    extended = MemoryPPO.load(run_dir / "model.zip")
+    assert extended.num_timesteps == 256
+    assert all(torch.equal(x, y) for x, y in zip(final_parameters(straight), parameters(extended)))
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["total_steps"] == 256
+    assert config["extensions"] == [
+        {"from_step": 128, "total_steps": 256, "command": f"python -m runners.ppo --resume {run_dir} "
+         "--total-steps 256"}
+    ]  # fmt: skip
+    assert "--total-steps 128" in config["command"]  # the original command is kept
+    assert json.loads((run_dir / "run_summary.json").read_text())["frames"] == 256
+    assert (run_dir / "progress-from-128.csv").exists() and (run_dir / "progress.csv").exists()
+    # Both final evaluations stay in the run's evaluation log.
+    rows = [json.loads(row) for row in (run_dir / "eval" / "evaluations.jsonl").read_text().splitlines()]
+    assert {row["timesteps"] for row in rows} >= {128, 256}
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ([], "that run is finished (128 steps); pass --total-steps N with N > 128"),
+        (["--total-steps", "128"], "has already trained 128 steps; pass a larger --total-steps"),
+        (["--total-steps", "64"], "has already trained 128 steps"),
+        (["--lr", "0.1"], "--lr cannot change"),
+    ],
+)
+def test_a_resume_with_nothing_to_train_is_a_one_line_refusal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    run_dir = tmp_path / "run"
+    assert run_main(ppo.main, [*TINY, "--total-steps", "128", "--logdir", str(run_dir)]) == 0
+    before = {path: path.stat().st_mtime_ns for path in run_dir.rglob("*") if path.is_file()}
+    capsys.readouterr()
+    assert run_main(ppo.main, ["--resume", str(run_dir), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    # Nothing already written is touched.
+    assert {path: path.stat().st_mtime_ns for path in run_dir.rglob("*") if path.is_file()} == before
+
+
 def test_truncated_checkpoint_is_refused_and_the_previous_one_resumes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
