@@ -11,6 +11,7 @@ atomically (``agents.atomic``).
 from __future__ import annotations
 
 import textwrap
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,26 @@ def annotate(frame: Any, text_lines: list[str]) -> Image.Image:
     for index, line in enumerate(lines):
         draw.text((4, 2 + index * line_height), line, fill=(255, 255, 255), font=font)
     return canvas.quantize(colors=128, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE)
+
+
+def rgb_frames_problem(side: SuiteSide) -> str | None:
+    """Why ``side``'s env cannot draw the RGB frames a GIF is made of, or None when it can: an env whose
+    constructor takes no ``render_mode`` (most of POPGym's) or that declares no ``rgb_array`` render mode."""
+    try:
+        with warnings.catch_warnings():  # gymnasium's warning says the same as the answer, in colour
+            warnings.filterwarnings("ignore", message=".*not in the possible render_modes")
+            env = replace(side, env_kwargs={**side.env_kwargs, "render_mode": "rgb_array"}).make_env()
+    except TypeError as error:
+        if "render_mode" not in str(error):
+            raise
+        return "its constructor takes no render_mode"
+    try:
+        modes = list(env.unwrapped.metadata.get("render_modes", []))
+    finally:
+        env.close()
+    if "rgb_array" not in modes:
+        return f"its render modes are {', '.join(modes) or 'none'}, without rgb_array"
+    return None
 
 
 def record_gif(

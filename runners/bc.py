@@ -141,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     run = parser.add_argument_group("run")
-    run.add_argument("--seed", type=int, default=0, help="seed of the model, the split and the batches")
+    run.add_argument(
+        "--seed", type=non_negative_int, default=0, help="seed of the model, the split and the batches"
+    )
     run.add_argument("--device", default="auto", help="torch device: auto (CUDA if any), cpu, cuda, cuda:N")
     run.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: cores - 1)")
     run.add_argument(

@@ -114,6 +114,22 @@ def fraction(text: str) -> float:
     return value
 
 
+def output_directory(text: str) -> str:
+    """argparse type: a directory to write into, refused when a file already has its name."""
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a file, not a directory: pass a directory path")
+    return text
+
+
+def ray_address(text: str) -> str:
+    """argparse type: a Ray cluster's address as ``ray.init`` takes it: ``auto``, ``local``, ``HOST:PORT`` or
+    ``ray://HOST:PORT``."""
+    host_port = re.fullmatch(r"(ray://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5}", text)
+    if text in ("auto", "local") or host_port:
+        return text
+    raise argparse.ArgumentTypeError(f"not a Ray address: {text!r}; use auto, HOST:PORT or ray://HOST:PORT")
+
+
 def check_device(device: str, flag: str = "--device") -> str:
     """The torch device ``device``, refused in one line when this machine cannot run it.
 
@@ -263,6 +279,16 @@ def add_memory_arguments(parser: argparse.ArgumentParser) -> None:
     add_memory_option_flags(group)
 
 
+# How a memory flag's value is checked on the command line: sizes and counts are positive integers, the
+# input shift may be 0 (none), a standard deviation 0 or more, and the two option words have their choices.
+MEMORY_FLAG_TYPES: dict[type, Callable[[str], Any]] = {int: positive_int, float: non_negative_float}
+MEMORY_FLAG_CHECKS: dict[str, Callable[[str], Any]] = {"input_shift": non_negative_int}
+MEMORY_FLAG_CHOICES: dict[str, tuple[str, ...]] = {
+    "gate": ("none", "gru"),
+    "shift_mixing": ("dense", "channel"),
+}
+
+
 def add_memory_option_flags(group: argparse._ActionsContainer) -> None:
     """The memories' own flags (``--chunk-size``, ``--input-shift``, ...), each defaulting to None (unset)."""
     for flag, (dest, kind, text) in MEMORY_FLAGS.items():
@@ -271,7 +297,9 @@ def add_memory_option_flags(group: argparse._ActionsContainer) -> None:
                 flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=text
             )
         else:
-            group.add_argument(flag, dest=dest, type=kind, default=None, help=text)
+            check = MEMORY_FLAG_CHECKS.get(dest, MEMORY_FLAG_TYPES.get(kind, kind))
+            choices = MEMORY_FLAG_CHOICES.get(dest)
+            group.add_argument(flag, dest=dest, type=check, choices=choices, default=None, help=text)
 
 
 def memory_kwargs_from_args(args: argparse.Namespace, memory: str | None = None) -> dict[str, Any]:
@@ -299,7 +327,9 @@ def default_run_dir(root: str, env_id: str, memory: str, seed: int) -> Path:
 
 
 def prepare_run_dir(path: Path, overwrite: bool) -> Path:
-    """Create the run directory; refuse to reuse a non-empty one unless told to."""
+    """Create the run directory; refuse to reuse a non-empty one unless told to, or a file's name."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"run directory {path} is a file: pass another --logdir")
     if path.exists() and any(path.iterdir()) and not overwrite:
         raise UsageError(
             f"run directory {path} already exists and is not empty: pass --overwrite or another --logdir"

@@ -15,7 +15,7 @@ import sys
 
 from agents.demo_generation import BOT_NAME, append_bot_demos
 from envs.suites import HELDOUT_SEED_START
-from runners.cli import UsageError, fraction, make_parser, run_main
+from runners.cli import UsageError, fraction, make_parser, positive_int, run_main
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,9 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
         "python -m runners.demos", "Generate BabyAI demonstrations with minigrid's bot (appends to --out)."
     )
     parser.add_argument("--env", default="BabyAI-GoToLocal-v0", help="a BabyAI-* id")
-    parser.add_argument("--episodes", type=int, default=5000, help="successful episodes to add")
+    parser.add_argument("--episodes", type=positive_int, default=5000, help="successful episodes to add")
     parser.add_argument("--out", required=True, help="demos file (.npz); an existing one is appended to")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--workers", type=positive_int, default=1, help="worker processes")
     parser.add_argument(
         "--seed", type=int, default=0, help="first seed to try (appending continues after the file's seeds)"
     )
@@ -41,10 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.episodes <= 0:
-        raise UsageError(f"--episodes must be a positive integer, got {args.episodes}")
-    if args.workers <= 0:
-        raise UsageError(f"--workers must be a positive integer, got {args.workers}")
     if not 0 <= args.seed < HELDOUT_SEED_START:
         raise UsageError(
             f"--seed must be in 0..{HELDOUT_SEED_START - 1} (held-out seeds start at {HELDOUT_SEED_START:,})"

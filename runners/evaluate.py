@@ -50,7 +50,7 @@ from agents import MemoryPPO
 from agents.atomic import atomic_write_json
 from agents.evaluation import evaluate_model, protocol_name
 from agents.loading import check_env_matches, load_model
-from agents.visualization import plot_attention, record_gif
+from agents.visualization import plot_attention, record_gif, rgb_frames_problem
 from envs.make import resolve_env_spec
 from envs.suites import (
     HELDOUT_SEED_START,
@@ -64,6 +64,7 @@ from runners.cli import (
     UsageError,
     check_device,
     make_parser,
+    non_negative_int,
     positive_int,
     resolve_stochastic_eval,
     run_main,
@@ -102,7 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n-envs", type=positive_int, default=8, help="envs evaluated in parallel")
     parser.add_argument("--subproc", action="store_true", help="run the envs in subprocesses")
     parser.add_argument(
-        "--seed", type=int, default=0, help="where the envs' seed cycles start; seeds sampled actions"
+        "--seed",
+        type=non_negative_int,
+        default=0,
+        help="where the envs' seed cycles start; seeds sampled actions",
     )
     parser.add_argument(
         "--device", default="auto", help="torch device: auto (CUDA if any), cpu, cuda, cuda:N"
@@ -275,6 +279,13 @@ def main(argv: list[str] | None = None) -> int:
     # Every side is checked before the first episode runs, and given the previous action and reward when
     # the model was trained with them (runners.ppo --previous-action-reward).
     sides = [side_for_model(model, side, args.seed) for side in sides]
+    recorded = sides[1] if len(sides) > 1 else sides[0]
+    problem = rgb_frames_problem(recorded) if outputs["--gif"] is not None else None
+    if problem is not None:
+        raise UsageError(
+            f"--gif: {recorded.env_id} cannot draw frames ({problem}); --gif works on envs that render "
+            "rgb_array frames (MiniGrid/BabyAI, classic control), --json and --attention work on any env"
+        )
 
     set_random_seed(args.seed)
     protocol = protocol_name(args.deterministic)
@@ -294,7 +305,6 @@ def main(argv: list[str] | None = None) -> int:
     if outputs["--json"] is not None:
         atomic_write_json(outputs["--json"], rows, indent=2)
         print(f"json: {outputs['--json']}")
-    recorded = sides[1] if len(sides) > 1 else sides[0]
     if outputs["--gif"] is not None:
         summary = record_gif(
             model, recorded, outputs["--gif"], args.gif_episodes, args.deterministic, args.seed

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from agents.atomic import atomic_write, atomic_write_text
-from runners.cli import UsageError, make_parser, positive_int, run_main
+from runners.cli import UsageError, make_parser, output_directory, positive_int, run_main
 
 # Bootstrap resamples for every interval: enough for stable 95% bounds at these sample sizes, and fast.
 BOOTSTRAP_REPS = 2000
@@ -826,7 +826,12 @@ def build_parser() -> argparse.ArgumentParser:
         "python -m runners.report", "Write report.md and plots for studies or runs (rliable)."
     )
     parser.add_argument("dirs", nargs="+", help="study directories, run directories or folders of runs")
-    parser.add_argument("--out", default=None, help="where report.md and plots/ go (default: the first DIR)")
+    parser.add_argument(
+        "--out",
+        type=output_directory,
+        default=None,
+        help="where report.md and plots/ go (default: the first DIR)",
+    )
     parser.add_argument("--reps", type=positive_int, default=BOOTSTRAP_REPS, help="bootstrap resamples")
     return parser
 

@@ -40,8 +40,10 @@ from runners.cli import (
     UsageError,
     make_parser,
     option_words,
+    output_directory,
     parser_options,
     positive_int,
+    ray_address,
     resolve_option,
     run_main,
     write_json,
@@ -49,6 +51,8 @@ from runners.cli import (
 
 STUDY_EXTRA = 'runners.study needs the study extra: pip install -e ".[study]" (Ray Tune, Optuna, rliable)'
 ALGOS = ("ppo", "bc")
+# What each evaluation env of a trial reports (agents.reporting.flatten_results), a --metric to search on.
+EVAL_METRICS = ("success_rate", "mean_reward", "mean_ep_length")
 # Flags the study sets for every trial itself.
 STUDY_OWNED = {
     "env": "--env",
@@ -328,7 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--grid", nargs="+", default=[], metavar="KEY=V1,V2", help="more axes over any runner flag"
     )
     where = parser.add_argument_group("where and how")
-    where.add_argument("--out", default=None, help="study directory (default runs/studies/<time>)")
+    where.add_argument(
+        "--out", type=output_directory, default=None, help="study directory (default runs/studies/<time>)"
+    )
     where.add_argument("--resume", default=None, metavar="STUDY_DIR", help="continue an interrupted study")
     where.add_argument(
         "--cpus-per-trial", type=positive_int, default=1, help="CPUs (and torch threads) per trial"
@@ -337,7 +343,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--max-concurrent", type=positive_int, default=None, help="at most this many trials at once"
     )
     where.add_argument(
-        "--address", default=None, help="an existing Ray cluster: auto, or ray://HOST:PORT (default: local)"
+        "--address",
+        type=ray_address,
+        default=None,
+        help="an existing Ray cluster: auto, or ray://HOST:PORT (default: local)",
     )
     search = parser.add_argument_group("search (instead of a grid)")
     search.add_argument("--search", choices=("optuna",), default=None, help="tune with Ray Tune's Optuna")
@@ -485,11 +494,27 @@ def plan_study(argv: list[str]) -> StudyPlan:
         grid: dict[str, list[Any]] = {}
         if len(memories) * len(tasks) != 1:
             raise UsageError("--search tunes one memory on one task: pass one --memories and one task")
+        check_search_metric(args.metric, tasks[0])
     else:
         grid = parse_grid(args.grid, actions)
     specs = plan_trials(args.algo, tasks, memories, seeds if not args.search else seeds[:1], settings, grid)
     study_dir = Path(args.out) if args.out else default_study_dir()
     return StudyPlan(args, argv, specs, study_dir, search_space)
+
+
+def check_search_metric(metric: str, task: Task) -> None:
+    """Refuse a ``--metric`` that the task's trials never report (Optuna would wait for it in vain).
+
+    :raises UsageError: naming the metrics the trials do report
+    """
+    from envs.suites import get_suite
+
+    sides = ["heldout"]
+    if task.suite is not None:
+        sides = ["train", *(f"heldout/{side.name}" for side in get_suite(task.suite, task.env).heldout)]
+    reported = [f"eval/{side}/{name}" for side in sides for name in EVAL_METRICS]
+    if metric not in reported:
+        raise UsageError(f"--metric {metric}: the trials do not report it; use one of {', '.join(reported)}")
 
 
 def parse_search_space(items: list[str], actions: dict[str, argparse.Action]) -> dict[str, Any]:

@@ -185,7 +185,7 @@ def test_demos_of_another_env_is_a_one_line_error(
     "argv, message",
     [
         (["--env", "MiniGrid-Empty-5x5-v0"], "is not a BabyAI level"),
-        (["--episodes", "0"], "--episodes must be a positive integer"),
+        (["--episodes", "0"], "--episodes: must be a positive integer, got 0"),
         (["--seed", str(HELDOUT_SEED_START)], "held-out seeds start at"),
         (["--noise", "1.5"], "--noise: must be in [0, 1), got 1.5"),
     ],

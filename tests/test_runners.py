@@ -85,8 +85,8 @@ def test_ppo_cli_on_a_suite_logs_every_side(tmp_path: Path, capsys: pytest.Captu
     "extra, message",
     [
         (["--env", "BabyAI-GoToLocl-v0"], "BabyAI-GoToLocal-v0"),
-        (["--chunk-size", "0"], "chunk_size must be a positive integer"),
-        (["--n-latents", "0"], "n_latents must be a positive integer"),
+        (["--chunk-size", "0"], "--chunk-size: must be a positive integer, got 0"),
+        (["--n-latents", "0"], "--n-latents: must be a positive integer, got 0"),
         (["--suite", "held-out-colours"], "unknown suite 'held-out-colours'"),
         (["--memory", "lstm"], "--d-model does not apply to --memory lstm"),
         (["--n-heads", "3"], "not divisible by n_heads"),
