@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from gymnasium import spaces
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
@@ -40,6 +41,7 @@ from agents.loading import init_from
 from agents.reporting import RUN_COMPLETE, MetricsReporter, Reporter, flatten_results
 from envs import make_vec_env
 from envs.benchmark import load_hyperparams
+from envs.make import is_minigrid_env_id
 from envs.suites import TRAIN_SEED_STRIDE, get_suite, training_env_seed
 from runners.cli import (
     UsageError,
@@ -307,6 +309,7 @@ def training_envs(args: argparse.Namespace) -> tuple[VecEnv, dict[str, VecEnv], 
         args.env, suite, min(args.n_envs, 8), args.seed, previous_action_reward=args.previous_action_reward
     )
     if args.normalize:
+        check_normalizable(env, args.env if suite is None else suite.train.env_id)
         # The evaluation envs get the training statistics before each evaluation (SuiteEvalCallback) and
         # report raw returns: they never update the statistics nor scale rewards.
         env = VecNormalize(env)
@@ -315,6 +318,24 @@ def training_envs(args: argparse.Namespace) -> tuple[VecEnv, dict[str, VecEnv], 
             for name, eval_env in eval_envs.items()
         }
     return env, eval_envs, eval_seeds
+
+
+def check_normalizable(env: VecEnv, env_id: str) -> None:
+    """Refuse ``--normalize`` for observations VecNormalize cannot scale: it takes Box observations (or a Dict
+    of them), and scaling categorical codes (MiniGrid's cells, POPGym's Discrete observations) would make no
+    sense even where it could.
+
+    :raises UsageError: naming the env's observation space and the envs the flag suits
+    """
+    space = env.observation_space
+    parts = space.spaces.values() if isinstance(space, spaces.Dict) else [space]
+    if is_minigrid_env_id(env_id) or not all(isinstance(part, spaces.Box) for part in parts):
+        env.close()
+        shown = f"Dict({', '.join(space.spaces)})" if isinstance(space, spaces.Dict) else str(space)
+        raise UsageError(
+            f"--normalize: {env_id}'s observations ({shown}) are not continuous values for VecNormalize to "
+            "scale; leave --normalize off there (it suits Box observations, as in classic control)"
+        )
 
 
 def resume_arguments(resume_dir: Path) -> argparse.Namespace:

@@ -847,6 +847,11 @@ def main(argv: list[str] | None = None) -> int:
         ) from None
     BOOTSTRAP_REPS = args.reps
     directories = [Path(d) for d in args.dirs]
+    if not any(next(d.rglob("config.json"), None) for d in directories if d.is_dir()):
+        raise UsageError(
+            f"no run directories (no config.json) under {' '.join(args.dirs)}: pass a study's --out "
+            "directory or runners.ppo / runners.bc run directories"
+        )
     path = write_report(directories, Path(args.out) if args.out else directories[0])
     print(f"report: {path}")
     return 0
