@@ -295,6 +295,17 @@ def test_evaluate_attention_of_a_memory_without_latents_is_refused(
     assert_refused(answer, "--attention", "gru")
 
 
+@pytest.mark.slow
+def test_evaluate_with_envs_in_subprocesses(
+    trained: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = str(trained["minigrid"] / "model.zip")
+    argv = [model, "--env", ENVS["minigrid"], "--episodes", "2", "--n-envs", "2", "--subproc"]
+    answer = call("evaluate", [*argv, "--json", str(tmp_path / "e.json")], capsys)
+    assert answer.code == 0, answer.err
+    assert json.loads((tmp_path / "e.json").read_text())[0]["episodes"] == 2
+
+
 # ---------------------------------------------------------------------- runners.demos and runners.bc
 
 
@@ -318,15 +329,25 @@ def test_demos_of_an_env_without_the_bot_are_refused(
     assert not out.exists()
 
 
+BC_OPTIONS = {
+    "greedy": ["--deterministic"],
+    "imitation-recipe": ["--stochastic-eval", "--lr-schedule", "cosine", "--keep-best", "--ent-coef", "0.01",
+                         "--weight-decay", "0.01", "--relabel", "colors+types"],
+    "ema": ["--ema-decay", "0.9"],
+    "suite": ["--suite", "room-to-maze"],
+}  # fmt: skip
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("protocol", ["--deterministic", "--stochastic-eval"])
+@pytest.mark.parametrize("options", list(BC_OPTIONS))
 def test_bc_trains_and_its_model_evaluates(
-    protocol: str, demos_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    options: str, demos_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    protocol = BC_OPTIONS[options]
     run = tmp_path / "bc"
     argv = ["--demos", str(demos_file), "--epochs", "2", "--eval-episodes", "1", "--threads", "1",
             "--features-dim", "16", *TINY_TLB, "--logdir", str(run), "--no-progress", "--device", "cpu",
-            protocol]  # fmt: skip
+            *protocol]  # fmt: skip
     answer = call("bc", argv, capsys)
     assert answer.code == 0, answer.err
     assert json.loads((run / "final_eval.json").read_text())
