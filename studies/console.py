@@ -1,5 +1,5 @@
-"""The console of ``runners.study``: one line per trial event, or a live table in a terminal, fed by a
-Ray Tune callback. Imported only when the ``study`` extra (Ray Tune) is installed."""
+"""The console of a study: one line per trial event, or a live table in a terminal, fed by a Ray Tune
+callback. Imported only when the ``study`` extra (Ray Tune) is installed."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ray import tune
 from rich.live import Live
 from rich.table import Table
 
-from runners.study import TrialSpec
+from studies.plan import TrialSpec
 
 
 class StudyProgress:
