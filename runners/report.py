@@ -17,6 +17,9 @@ For a suite (runs trained on its training side, evaluated on ``train`` and ``hel
 **generalization view** first: per memory, the IQM [95% CI] on every side and the generalization gap (IQM of
 the per-run differences train - held-out side), in a table and a grouped bar chart. A run that lacks a side
 the suite's other runs have is named in a warning and marked missing in that side's cells, never dropped.
+The aggregate over a benchmark's tasks needs every memory on every task with as many runs on each: a memory
+missing from some task is left out of it, and a task with more runs is cut to the first by seed, each named
+in a warning on stderr and in the report.
 
 The work is done by the ``studies`` library (``studies.report.write_report``); this module parses the
 command line.

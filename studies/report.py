@@ -4,8 +4,9 @@ benchmark's tasks, and the text around the figures: the command that produced ea
 dates.
 
 Every run is scored by its final evaluation (the criterion of every table, named in the report). A run that
-cannot be read and a run missing a side of its suite are named in a warning on stderr (and the latter in the
-report).
+cannot be read, a run missing a side of its suite, a memory missing from some benchmark task and a task cut
+to fewer runs for the aggregate are each named in a warning on stderr and in the report, never dropped
+silently.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from studies.scores import (
     group_suites,
     group_tasks,
     missing_side_warnings,
+    normalised_scores,
 )
 from studies.statistics import (
     BOOTSTRAP_REPS,
@@ -212,22 +214,25 @@ def generalization_section(
 
 def aggregate_section(
     tasks: list[TaskScores], plots: Path, lines: list[str], reps: int = BOOTSTRAP_REPS
-) -> None:
-    """IQM / mean / PoI / profiles over the normalised scores of every benchmark task."""
+) -> list[str]:
+    """IQM / mean / PoI / profiles over the normalised scores of every benchmark task. Returns the warnings
+    about memories left out or tasks cut to fewer runs (``normalised_scores``), also written in the
+    section."""
     normalisable = [task for task in tasks if task.normalisation is not None and task.side == "heldout"]
     if not normalisable:
-        return
-    labels = [label for label in normalisable[0].runs if all(label in task.runs for task in normalisable)]
-    if not labels:
-        return
-    score_dict = {}
-    for label in labels:
-        columns = []
-        for task in normalisable:
-            low, high = task.normalisation["min"], task.normalisation["max"]
-            columns.append((task.final(label) - low) / (high - low))
-        n = min(len(column) for column in columns)  # rliable needs as many runs on every task
-        score_dict[label] = np.stack([column[:n] for column in columns], axis=1)
+        return []
+    score_dict, problems = normalised_scores(normalisable)
+    warning_lines = ["", *[f"Warning: {problem}." for problem in problems]] if problems else []
+    if not score_dict:
+        lines += [
+            "## Aggregate over tasks (normalised scores)",
+            "",
+            f"No memory has runs on every one of the tasks {', '.join(task.name for task in normalisable)}: "
+            "no aggregate.",
+            *warning_lines,
+            "",
+        ]
+        return problems
     points, intervals = interval_estimates(score_dict, reps=reps)
     lines += [
         "## Aggregate over tasks (normalised scores)",
@@ -238,12 +243,13 @@ def aggregate_section(
         "| memory | runs per task | IQM [95% CI] | mean [95% CI] |",
         "|---|---|---|---|",
     ]
-    for label in labels:
+    for label in score_dict:
         lines.append(
             f"| {label} | {score_dict[label].shape[0]} | "
             f"{fmt_interval(points[label][0], intervals[label], 0)} | "
             f"{fmt_interval(points[label][1], intervals[label], 1)} |"
         )
+    lines += warning_lines
     comparison_tail(
         score_dict,
         points,
@@ -254,12 +260,13 @@ def aggregate_section(
         lines,
         reps=reps,
     )
+    return problems
 
 
 def write_report(directories: list[Path], out: Path, reps: int = BOOTSTRAP_REPS) -> Path:
     """Read the runs under ``directories``, write ``out/report.md`` and ``out/plots/*.png``; returns the
-    report's path. Unreadable runs are named in a warning on stderr and left out; a run missing a side of
-    its suite is named in a warning on stderr and in the report.
+    report's path. Unreadable runs are named in a warning on stderr and left out; what the aggregate or a
+    generalization view leaves out or cuts is named in a warning on stderr and in the report.
 
     :param directories: study directories, run directories or folders of runs, named in the report as given
     :param out: where ``report.md`` and ``plots/`` go
@@ -311,7 +318,8 @@ def write_report(directories: list[Path], out: Path, reps: int = BOOTSTRAP_REPS)
         tasks = group_tasks(runs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # rliable/numpy warn on degenerate bootstraps (all-equal scores)
-            aggregate_section(tasks, plots, lines, reps)
+            for problem in aggregate_section(tasks, plots, lines, reps):
+                print(f"warning: {problem}", file=sys.stderr)
             for suite in group_suites(runs):
                 for problem in generalization_section(suite, plots, lines, reps):
                     print(f"warning: {problem}", file=sys.stderr)

@@ -110,3 +110,45 @@ def missing_side_warnings(suite: SuiteScores) -> list[str]:
                     "and kept on its other sides"
                 )
     return problems
+
+
+def normalised_scores(tasks: list[TaskScores]) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The aggregate's [runs, tasks] matrix of normalised final scores per label ((score - min) / (max -
+    min), each task's own), and a warning for each thing it leaves out.
+
+    rliable needs a score for every run on every task: a label missing from some task is left out (and
+    named), and a label with more runs on some tasks than on others takes its first runs by seed, as many
+    as its smallest count, from every task (and the seeds left out are named). Labels keep their order of
+    first appearance.
+    """
+    labels = list(dict.fromkeys(label for task in tasks for label in task.runs))
+    score_dict: dict[str, np.ndarray] = {}
+    problems = []
+    for label in labels:
+        missing = [task.name for task in tasks if label not in task.runs]
+        if missing:
+            present = [task.name for task in tasks if label in task.runs]
+            problems.append(
+                f"{label} has no runs on {', '.join(missing)} (it has on {', '.join(present)}): it is left "
+                "out of the aggregate over tasks and kept in its tasks' own tables"
+            )
+            continue
+        n = min(len(task.runs[label]) for task in tasks)
+        cut = [
+            f"{task.name} seed(s) {', '.join(str(run.seed) for run in task.runs[label][n:])}"
+            for task in tasks
+            if len(task.runs[label]) > n
+        ]
+        if cut:
+            fewest = [task.name for task in tasks if len(task.runs[label]) == n]
+            problems.append(
+                f"{label} has {n} run(s) on {', '.join(fewest)} and more on other tasks: the aggregate over "
+                f"tasks takes its first {n} run(s) by seed from every task and leaves out {'; '.join(cut)}"
+            )
+        columns = []
+        for task in tasks:
+            assert task.normalisation is not None
+            low, high = task.normalisation["min"], task.normalisation["max"]
+            columns.append((task.final(label)[:n] - low) / (high - low))
+        score_dict[label] = np.stack(columns, axis=1)
+    return score_dict, problems

@@ -352,6 +352,57 @@ def test_unreadable_runs_are_named_in_a_warning_and_skipped(
     assert (tmp_path / "plots" / f"curves_{ENV_ID}.png").is_file()
 
 
+def write_benchmark_run(study_dir: Path, task: str, memory: str, seed: int, success: float) -> None:
+    """A run of a benchmark task as a study writes it: ``write_run`` plus the trial.json that names its task
+    and the normalisation the aggregate uses."""
+    run_dir = study_dir / "trials" / f"{task}-{memory}-s{seed}"
+    write_run(run_dir, memory, seed, success)
+    score = {"metric": "success_rate", "min": 0.0, "max": 1.0, "threshold": None}
+    (run_dir / "trial.json").write_text(json.dumps({"task": task, "label": memory, "score": score}))
+
+
+def aggregate_section(text: str) -> str:
+    return text.split("## Aggregate over tasks")[1].split("\n## ")[0]
+
+
+def test_a_memory_missing_from_a_task_is_named_when_the_aggregate_leaves_it_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for seed in range(2):
+        write_benchmark_run(tmp_path, "TaskA", "tlb", seed, 0.5 + 0.1 * seed)
+        write_benchmark_run(tmp_path, "TaskA", "lstm", seed, 0.4)
+        write_benchmark_run(tmp_path, "TaskB", "tlb", seed, 0.9)  # no lstm on TaskB
+    assert run_main(report.main, [str(tmp_path), "--reps", "200"]) == 0
+    warning = "lstm has no runs on TaskB (it has on TaskA): it is left out of the aggregate over tasks"
+    assert f"warning: {warning}" in capsys.readouterr().err
+    text = (tmp_path / "report.md").read_text()
+    aggregate = aggregate_section(text)
+    assert f"Warning: {warning}" in aggregate
+    assert "| tlb | 2 |" in aggregate and "| lstm |" not in aggregate
+    assert "| lstm | 2 |" in text.split("### TaskA")[1]  # kept in its task's own table
+
+
+def test_tasks_cut_to_the_smallest_run_count_are_named_with_the_seeds_left_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for seed in range(3):
+        write_benchmark_run(tmp_path, "TaskA", "tlb", seed, 0.5)
+        write_benchmark_run(tmp_path, "TaskA", "lstm", seed, 0.4)
+        write_benchmark_run(tmp_path, "TaskB", "lstm", seed, 0.3)
+    for seed in range(2):
+        write_benchmark_run(tmp_path, "TaskB", "tlb", seed, 0.9)
+    assert run_main(report.main, [str(tmp_path), "--reps", "200"]) == 0
+    err = capsys.readouterr().err
+    warning = (
+        "tlb has 2 run(s) on TaskB and more on other tasks: the aggregate over tasks takes its first 2 "
+        "run(s) by seed from every task and leaves out TaskA seed(s) 2"
+    )
+    assert f"warning: {warning}" in err and "lstm has" not in err  # lstm: 3 runs on both, nothing cut
+    aggregate = aggregate_section((tmp_path / "report.md").read_text())
+    assert f"Warning: {warning}." in aggregate
+    assert "| tlb | 2 |" in aggregate and "| lstm | 3 |" in aggregate
+
+
 def test_search_space_and_sampled_trials() -> None:
     """``--search optuna``: the grid syntax names distributions; a sampled trial adds its flags."""
     plan = study.plan_study(
