@@ -60,7 +60,14 @@ def last_error_line(text: str) -> str:
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("error:")]
     line = (errors or lines or ["failed without a message"])[-1]
-    return line.removeprefix("error: ").removeprefix(f"{TrialFailed.__name__}: ")
+    # Ray names the exception by its module (studies.execution.TrialFailed: ...): the message is the rest.
+    for prefix in (
+        "error: ",
+        f"{TrialFailed.__module__}.{TrialFailed.__name__}: ",
+        f"{TrialFailed.__name__}: ",
+    ):
+        line = line.removeprefix(prefix)
+    return line
 
 
 def run_trial(config: dict[str, Any]) -> None:

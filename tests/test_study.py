@@ -176,6 +176,29 @@ def test_a_local_study_writes_trials_plots_and_report(tmp_path: Path) -> None:
         assert f"plots/{kind}_{ENV_ID}.png" in text
 
 
+def test_a_relative_out_stays_relative_in_the_report_and_trials_csv(tmp_path: Path) -> None:
+    """The study's files name ``--out`` as the user typed it: a reader's regenerate command and the run
+    directories in trials.csv hold no absolute path of the machine the study ran on (Ray gets one)."""
+    argv = ["--env", ENV_ID, "--memories", "none", "--seeds", "0", *TINY, "--out", "study"]
+    result = subprocess.run(
+        [sys.executable, "-m", "runners.study", *argv],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = tmp_path / "study"
+    text = (out / "report.md").read_text()
+    assert "--hidden-size 16 --out study`" in text and "by `python -m runners.report study`;" in text
+    assert str(tmp_path) not in text + (out / "trials.csv").read_text()
+    (row,) = read_trials(out).values()
+    assert row["run_dir"] == "study/trials/MiniGrid-MemoryS7-v0-none-s0"
+    assert (tmp_path / row["run_dir"] / "model.zip").is_file()
+    assert "report: study/report.md" in result.stdout
+
+
 def test_the_speed_yardstick_counts_matmul_flops_and_restores_the_thread_count() -> None:
     import torch
 
