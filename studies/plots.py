@@ -17,10 +17,12 @@ from studies.statistics import BOOTSTRAP_REPS, Estimate, common_curve, seeded
 
 
 def slug(text: str) -> str:
+    """``text`` as a file name: runs of anything but ``[A-Za-z0-9_.-]`` become ``_``."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
 
 
 def save(fig: Any, path: Path) -> str:
+    """Save ``fig`` to ``path`` atomically, close it, and return the file's name."""
     import matplotlib.pyplot as plt
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -66,6 +68,7 @@ def plot_curves(task: TaskScores, path: Path, reps: int = BOOTSTRAP_REPS) -> str
 def plot_intervals(
     points: dict[str, np.ndarray], intervals: dict[str, np.ndarray], xlabel: str, path: Path
 ) -> str:
+    """IQM and mean per label with their 95% intervals (rliable's ``plot_interval_estimates``)."""
     from rliable import plot_utils
 
     labels = list(points)
@@ -84,6 +87,7 @@ def plot_intervals(
 
 
 def plot_improvement(points: dict[str, float], intervals: dict[str, np.ndarray], path: Path) -> str | None:
+    """P(X > Y) with its 95% interval for every ordered pair of labels; None when there is no pair."""
     from rliable import plot_utils
 
     if not points:
@@ -101,6 +105,8 @@ def plot_improvement(points: dict[str, float], intervals: dict[str, np.ndarray],
 def plot_profiles(
     score_dict: dict[str, np.ndarray], xlabel: str, path: Path, reps: int = BOOTSTRAP_REPS
 ) -> str:
+    """Performance profiles: per label, the fraction of runs scoring above each threshold, with 95%
+    bands."""
     from rliable import library as rly
     from rliable import plot_utils
 

@@ -53,6 +53,7 @@ PLOTS_DIR = "plots"
 
 
 def fmt(value: float) -> str:
+    """Three significant figures below 1000, whole thousands-separated numbers above, ``n/a`` if undefined."""
     return (
         "n/a"
         if value is None or not math.isfinite(value)
@@ -63,14 +64,17 @@ def fmt(value: float) -> str:
 
 
 def fmt_interval(point: float, interval: np.ndarray, index: int) -> str:
+    """``point [low, high]`` of the ``index``-th statistic of an rliable interval."""
     return f"{fmt(point)} [{fmt(interval[0][index])}, {fmt(interval[1][index])}]"
 
 
 def thousands(frames: int | None) -> str:
+    """Frames in thousands (``120k``), or ``not met`` for a threshold never reached."""
     return "not met" if frames is None else f"{frames / 1000:,.0f}k"
 
 
 def protocol(runs: list[Run]) -> str:
+    """The evaluation protocol of ``runs``: greedy or sampled actions and the episodes per evaluation."""
     greedy = {run.deterministic_eval for run in runs}
     episodes = {run.eval_episodes for run in runs}
     actions = "greedy" if greedy == {True} else "sampled" if greedy == {False} else "mixed greedy/sampled"

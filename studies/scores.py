@@ -27,6 +27,7 @@ class TaskScores:
     side: str = "heldout"
 
     def final(self, label: str) -> np.ndarray:
+        """The final scores of ``label``'s runs, ordered by seed."""
         return np.array([run_metric(run.final[self.side], self.metric) for run in self.runs[label]])
 
 
