@@ -28,6 +28,7 @@ from typing import Any
 from agents.atomic import write_json
 from policies.memories import MEMORY_CLASSES
 from runners.cli import UsageError, make_parser, parser_options, positive_int, run_main
+from studies.execution import runner_module
 from studies.machine import machine_description, single_thread_gflops
 from studies.plan import (
     ALGOS,
@@ -95,15 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def runner_parser(algo: str) -> argparse.ArgumentParser:
-    """The parser of the runner the trials call (``runners.ppo`` or ``runners.bc``): it spells and checks
-    every setting."""
-    if algo == "ppo":
-        from runners import ppo
-
-        return ppo.build_parser()
-    from runners import bc
-
-    return bc.build_parser()
+    """The parser of the runner the trials call (``RUNNERS[algo]``): it spells and checks every setting."""
+    return runner_module(RUNNERS[algo]).build_parser()
 
 
 def default_study_dir() -> Path:
