@@ -49,3 +49,9 @@ def atomic_write_text(path: str | Path, text: str) -> Path:
 def atomic_write_json(path: str | Path, data: Any, **dumps_kwargs: Any) -> Path:
     """``atomic_write`` of ``json.dumps(data, **dumps_kwargs)`` and a final newline."""
     return atomic_write_text(path, json.dumps(data, **dumps_kwargs) + "\n")
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> Path:
+    """Write a run's or a study's JSON file (sorted keys, indented, anything else as its ``str``)
+    atomically, so a crash never leaves half a file."""
+    return atomic_write_json(path, data, indent=2, sort_keys=True, default=str)

@@ -49,6 +49,7 @@ from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.bc import LR_SCHEDULES, BCConfig, BCTrainer
+from agents.command_line import UsageError, add_memory_option_flags, memory_kwargs_from_args
 from agents.demo_generation import append_bot_demos
 from agents.demos import Demos, load_demos
 from agents.evaluation import EvaluationResult, evaluate_model, protocol_name
@@ -56,7 +57,6 @@ from agents.factory import build_model
 from envs import make_vec_env
 from envs.relabelling import RELABELLINGS
 from envs.suites import HELDOUT_SEED_START, get_suite
-from runners.cli import UsageError, add_memory_option_flags, memory_kwargs_from_args
 
 FULL_SIZE_EPISODES = 5000
 EVAL_ENVS = 8

@@ -20,7 +20,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from policies import make_memory
-from runners.study import single_thread_gflops
+from studies.machine import single_thread_gflops
 
 
 def training_gflop(memory: nn.Module, x: torch.Tensor, starts: torch.Tensor) -> tuple[float, str]:

@@ -43,7 +43,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from agents import MemoryPPO
 from envs import make_vec_env
 from policies.encoder import BabyAIFeaturesExtractor
-from runners.study import single_thread_gflops
+from studies.machine import single_thread_gflops
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memory_tasks import MEMORY_KWARGS, TASKS, make_envs  # noqa: E402

@@ -1,30 +1,45 @@
-"""What every runner shares: one-line errors, thread settings, memory flags, run directories."""
+"""What every runner shares: one-line errors, thread settings, flag types, run directories (the memory flags
+and settings as command-line words live in ``agents.command_line`` and are re-exported here)."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import math
 import os
 import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import torch
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents.atomic import atomic_write_json
+# Re-exported: the runners import what they share from here.
+from agents.atomic import write_json  # noqa: F401
+from agents.command_line import (  # noqa: F401
+    MEMORY_FLAGS,
+    UsageError,
+    add_memory_arguments,
+    add_memory_option_flags,
+    fraction,
+    memory_kwargs_from_args,
+    non_negative_float,
+    non_negative_int,
+    option_words,
+    output_directory,
+    parser_options,
+    positive_float,
+    positive_int,
+    ray_address,
+    resolve_option,
+    settings_argv,
+    unit_interval,
+)
 from agents.evaluation import EvaluationResult, default_deterministic
 from agents.factory import DEFAULT_FEATURES_DIM
 from envs import make_vec_env
 from envs.suites import HELDOUT_SEED_START, Suite
-from policies.memories import MEMORY_CLASSES, memory_parameters
-
-
-class UsageError(Exception):
-    """A mistake in the user's input: reported as one line on stderr with exit code 2, no traceback."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -64,70 +79,6 @@ def set_threads(threads: int | None) -> int:
     threads = threads or max(1, (os.cpu_count() or 2) - 1)
     torch.set_num_threads(threads)
     return threads
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer > 0."""
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-def non_negative_int(text: str) -> int:
-    """argparse type: an integer >= 0."""
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    value = float(text)
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def non_negative_float(text: str) -> float:
-    """argparse type: a finite number >= 0 (a loss weight)."""
-    value = float(text)
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def unit_interval(text: str) -> float:
-    """argparse type: a number in [0, 1] (a discount, GAE's lambda)."""
-    value = float(text)
-    if not 0.0 <= value <= 1.0:  # NaN fails too
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
-    return value
-
-
-def fraction(text: str) -> float:
-    """argparse type: a number in [0, 1) (a share of the data held out)."""
-    value = float(text)
-    if not 0.0 <= value < 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {text}")
-    return value
-
-
-def output_directory(text: str) -> str:
-    """argparse type: a directory to write into, refused when a file already has its name."""
-    if Path(text).exists() and not Path(text).is_dir():
-        raise argparse.ArgumentTypeError(f"{text} is a file, not a directory: pass a directory path")
-    return text
-
-
-def ray_address(text: str) -> str:
-    """argparse type: a Ray cluster's address as ``ray.init`` takes it: ``auto``, ``local``, ``HOST:PORT`` or
-    ``ray://HOST:PORT``."""
-    host_port = re.fullmatch(r"(ray://)?[A-Za-z0-9_.\-\[\]:]+:\d{1,5}", text)
-    if text in ("auto", "local") or host_port:
-        return text
-    raise argparse.ArgumentTypeError(f"not a Ray address: {text!r}; use auto, HOST:PORT or ray://HOST:PORT")
 
 
 def check_device(device: str, flag: str = "--device") -> str:
@@ -222,102 +173,6 @@ def add_encoder_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-# ---------------------------------------------------------------------- memory flags
-
-# flag name -> (memory argument, type, help)
-MEMORY_FLAGS: dict[str, tuple[str, type, str]] = {
-    "--d-model": ("d_model", int, "width of tokens and latents (tlb, transformer; default 128)"),
-    "--n-latents": ("n_latents", int, "number of slow latent vectors N (tlb; default 4)"),
-    "--chunk-size": ("chunk_size", int, "steps per chunk K (tlb; default 8)"),
-    "--n-layers": ("n_layers", int, "self-attention blocks / recurrent layers (default 1)"),
-    "--cross-every": (
-        "cross_every",
-        int,
-        "a cross-attention block after every R self blocks (tlb; default 1)",
-    ),
-    "--n-heads": ("n_heads", int, "attention heads (tlb, transformer; default 4)"),
-    "--ffn-mult": (
-        "ffn_mult",
-        int,
-        "feed-forward width as a multiple of d_model (tlb, transformer; default 2)",
-    ),
-    "--gate": ("gate", str, "slow update: none (residual) or gru (tlb; default none)"),
-    "--previous-chunk": (
-        "previous_chunk",
-        bool,
-        "the fast stream also attends to the previous chunk's steps (tlb; default off)",
-    ),
-    "--input-shift": (
-        "input_shift",
-        int,
-        "each token also sees the inputs of this many earlier steps directly (tlb; default 2, tlb-paper 0)",
-    ),
-    "--shift-mixing": (
-        "shift_mixing",
-        str,
-        "the input shift's map of the earlier inputs: dense, or channel, one weight per channel and step "
-        "(tlb; default dense)",
-    ),
-    "--normalize-latents": (
-        "normalize_latents",
-        bool,
-        "LayerNorm the slow latents after each residual of their update (tlb; default on, tlb-paper off)",
-    ),
-    "--latent-init-std": (
-        "latent_init_std",
-        float,
-        "standard deviation of the initial latents I_0 at initialisation (tlb; default 0.02)",
-    ),
-    "--window": ("window", int, "steps attended to (transformer; default 16)"),
-    "--hidden-size": ("hidden_size", int, "hidden size (lstm, gru; default 128)"),
-}
-
-
-def add_memory_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("memory")
-    group.add_argument("--memory", default="tlb", choices=list(MEMORY_CLASSES), help="which memory")
-    add_memory_option_flags(group)
-
-
-# How a memory flag's value is checked on the command line: sizes and counts are positive integers, the
-# input shift may be 0 (none), a standard deviation 0 or more, and the two option words have their choices.
-MEMORY_FLAG_TYPES: dict[type, Callable[[str], Any]] = {int: positive_int, float: non_negative_float}
-MEMORY_FLAG_CHECKS: dict[str, Callable[[str], Any]] = {"input_shift": non_negative_int}
-MEMORY_FLAG_CHOICES: dict[str, tuple[str, ...]] = {
-    "gate": ("none", "gru"),
-    "shift_mixing": ("dense", "channel"),
-}
-
-
-def add_memory_option_flags(group: argparse._ActionsContainer) -> None:
-    """The memories' own flags (``--chunk-size``, ``--input-shift``, ...), each defaulting to None (unset)."""
-    for flag, (dest, kind, text) in MEMORY_FLAGS.items():
-        if kind is bool:
-            group.add_argument(
-                flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=text
-            )
-        else:
-            check = MEMORY_FLAG_CHECKS.get(dest, MEMORY_FLAG_TYPES.get(kind, kind))
-            choices = MEMORY_FLAG_CHOICES.get(dest)
-            group.add_argument(flag, dest=dest, type=check, choices=choices, default=None, help=text)
-
-
-def memory_kwargs_from_args(args: argparse.Namespace, memory: str | None = None) -> dict[str, Any]:
-    """The memory arguments the user set, for ``memory`` (default ``args.memory``); a flag that the memory
-    does not take is an error."""
-    memory = memory or args.memory
-    accepted = memory_parameters(memory)
-    kwargs: dict[str, Any] = {}
-    for flag, (dest, _, _) in MEMORY_FLAGS.items():
-        value = getattr(args, dest)
-        if value is None:
-            continue
-        if dest not in accepted:
-            raise UsageError(f"{flag} does not apply to --memory {memory} (it takes {', '.join(accepted)})")
-        kwargs[dest] = value
-    return kwargs
-
-
 # ---------------------------------------------------------------------- run directories
 
 
@@ -371,51 +226,3 @@ def evaluation_envs(
     envs = {name: side.make_vec_env(n_envs, seed=seed) for name, side in sides.items()}
     seeds = {name: f"{side.env_id}, seeds {side.describe_seeds()}" for name, side in sides.items()}
     return envs, seeds
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write a run's JSON file atomically (``agents.atomic``) so a crash never leaves half a file."""
-    atomic_write_json(path, data, indent=2, sort_keys=True, default=str)
-
-
-# ---------------------------------------------------------------------- settings as command-line words
-
-
-def parser_options(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
-    """The parser's options by destination name (for a destination with two flags, the last one added)."""
-    return {action.dest: action for action in parser._actions if action.option_strings}
-
-
-def resolve_option(options: dict[str, argparse.Action], key: str, source: str) -> argparse.Action:
-    """The option a setting names, written as a flag or a destination (``--lr``, ``lr``, ``chunk-size``,
-    ``chunk_size``).
-
-    :raises UsageError: for a name the parser has no flag for, naming ``source``
-    """
-    dest = key.lstrip("-").replace("-", "_")
-    if dest not in options or dest == "help":
-        raise UsageError(f"{source}: unknown setting {key!r}: use a flag of the runner (see its --help)")
-    return options[dest]
-
-
-def option_words(action: argparse.Action, value: Any) -> list[str]:
-    """The command-line words that set ``action`` to ``value`` (nothing for None: the default stays)."""
-    flag = action.option_strings[0]
-    if isinstance(action, argparse.BooleanOptionalAction):
-        return [] if value is None else [flag] if value else [f"--no-{flag[2:]}"]
-    if isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction)):
-        return [flag] if value == action.const else []
-    return [] if value is None else [flag, str(value)]
-
-
-def settings_argv(parser: argparse.ArgumentParser, settings: dict[str, Any], source: str) -> list[str]:
-    """Command-line words for ``settings`` (destination -> value, e.g. from a YAML file), so that the
-    parser checks and converts them exactly as it does typed flags.
-
-    :raises UsageError: for a setting the parser has no flag for, naming ``source``
-    """
-    options = parser_options(parser)
-    words: list[str] = []
-    for key, value in settings.items():
-        words += option_words(resolve_option(options, str(key), source), value)
-    return words

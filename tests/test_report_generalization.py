@@ -12,6 +12,9 @@ import pytest
 
 from runners import report
 from runners.cli import run_main
+from studies import statistics
+from studies.runs import Run
+from studies.scores import group_suites
 
 SUITE = "memory-length"
 TRAIN_ENV = "MiniGrid-MemoryS7-v0"
@@ -119,7 +122,7 @@ def test_the_gap_is_the_iqm_of_per_run_differences() -> None:
     not the difference of the sides' IQMs, and its interval comes from the same seeded bootstrap."""
     train, heldout = [0.9, 0.8, 0.7], [0.6, 0.6, 0.1]
     runs = [
-        report.Run(
+        Run(
             run_dir=Path(f"r{seed}"), task=SUITE, label="tlb", seed=seed, env_id=TRAIN_ENV,
             metric="success_rate", score=None, curves={}, frames=None, fps=None, command="",
             deterministic_eval=True, eval_episodes=10,
@@ -128,15 +131,15 @@ def test_the_gap_is_the_iqm_of_per_run_differences() -> None:
         )
         for seed in range(3)
     ]  # fmt: skip
-    (suite,) = report.group_suites(runs)
-    scores, gaps = report.generalization_estimates(suite)
+    (suite,) = group_suites(runs)
+    scores, gaps = statistics.generalization_estimates(suite)
     differences = np.array(train) - np.array(heldout)
     assert gaps["heldout/MemoryS9"]["tlb"].point == pytest.approx(differences.mean())  # 0.367
-    points, intervals = report.interval_estimates({"tlb": differences[:, None]})
+    points, intervals = statistics.interval_estimates({"tlb": differences[:, None]})
     assert gaps["heldout/MemoryS9"]["tlb"].low == pytest.approx(intervals["tlb"][0][0])
     assert gaps["heldout/MemoryS9"]["tlb"].high == pytest.approx(intervals["tlb"][1][0])
     assert scores["train"]["tlb"].point == pytest.approx(0.8)
-    assert report.group_suites([report.Run(**{**vars(runs[0]), "final": {"heldout": {}}})]) == []  # plain env
+    assert group_suites([Run(**{**vars(runs[0]), "final": {"heldout": {}}})]) == []  # plain env
 
 
 def test_a_run_missing_a_heldout_side_is_marked_missing_and_warned_about(

@@ -21,6 +21,8 @@ from agents.reporting import RUN_COMPLETE
 from envs.suites import HELDOUT_SEED_START, TRAIN_SEED_STRIDE, training_env_seed
 from runners import ppo, report, study
 from runners.cli import UsageError, run_main
+from studies import execution, machine, statistics
+from studies.plan import TrialSpec, parse_seeds
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV_ID = "MiniGrid-MemoryS7-v0"
@@ -54,11 +56,11 @@ def read_trials(study_dir: Path) -> dict[str, dict[str, str]]:
 
 
 def test_seeds_parse_as_ranges_and_lists() -> None:
-    assert study.parse_seeds("0-4") == [0, 1, 2, 3, 4]
-    assert study.parse_seeds("3,0,7") == [0, 3, 7]
-    assert study.parse_seeds("5") == [5]
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert parse_seeds("3,0,7") == [0, 3, 7]
+    assert parse_seeds("5") == [5]
     with pytest.raises(UsageError, match="empty range"):
-        study.parse_seeds("4-2")
+        parse_seeds("4-2")
 
 
 def test_memory_flags_apply_only_to_the_memories_that_take_them() -> None:
@@ -174,11 +176,34 @@ def test_a_local_study_writes_trials_plots_and_report(tmp_path: Path) -> None:
         assert f"plots/{kind}_{ENV_ID}.png" in text
 
 
+def test_a_relative_out_stays_relative_in_the_report_and_trials_csv(tmp_path: Path) -> None:
+    """The study's files name ``--out`` as the user typed it: a reader's regenerate command and the run
+    directories in trials.csv hold no absolute path of the machine the study ran on (Ray gets one)."""
+    argv = ["--env", ENV_ID, "--memories", "none", "--seeds", "0", *TINY, "--out", "study"]
+    result = subprocess.run(
+        [sys.executable, "-m", "runners.study", *argv],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = tmp_path / "study"
+    text = (out / "report.md").read_text()
+    assert "--hidden-size 16 --out study`" in text and "by `python -m runners.report study`;" in text
+    assert str(tmp_path) not in text + (out / "trials.csv").read_text()
+    (row,) = read_trials(out).values()
+    assert row["run_dir"] == "study/trials/MiniGrid-MemoryS7-v0-none-s0"
+    assert (tmp_path / row["run_dir"] / "model.zip").is_file()
+    assert "report: study/report.md" in result.stdout
+
+
 def test_the_speed_yardstick_counts_matmul_flops_and_restores_the_thread_count() -> None:
     import torch
 
     threads = torch.get_num_threads()
-    gflops = study.single_thread_gflops(seconds=0.05, size=64)
+    gflops = machine.single_thread_gflops(seconds=0.05, size=64)
     assert torch.get_num_threads() == threads
     # A CPU thread does between 0.1 and 10,000 GFLOP/s: catches FLOP/s reported as GFLOP/s, or a zero count.
     assert 0.1 < gflops < 10_000
@@ -254,11 +279,11 @@ def test_trial_outcomes_of_an_interrupted_grid() -> None:
     """What an interrupted study's Ray results hold: a finished trial, a running one, a failed one, one Ray
     had queued but not started (a result without a config) and one not yet created at all."""
     specs = [
-        study.TrialSpec(name=f"t{i}", algo="ppo", task="T", memory="lstm", seed=i, variant={}, argv=[])
+        TrialSpec(name=f"t{i}", algo="ppo", task="T", memory="lstm", seed=i, variant={}, argv=[])
         for i in range(5)
     ]
 
-    def result(spec: study.TrialSpec, metrics: dict | None, error: str | None = None) -> SimpleNamespace:
+    def result(spec: TrialSpec, metrics: dict | None, error: str | None = None) -> SimpleNamespace:
         config = {"spec": dataclasses.asdict(spec), "threads": 1}
         return SimpleNamespace(config=config, metrics=metrics, error=error, path=f"/ray/{spec.name}")
 
@@ -268,7 +293,7 @@ def test_trial_outcomes_of_an_interrupted_grid() -> None:
         result(specs[2], {}, error="Traceback ...\nValueError: bad\n"),
         SimpleNamespace(config=None, metrics=None, error=None, path="/ray/t3"),
     ]
-    outcomes = study.trial_outcomes(results, specs)
+    outcomes = execution.trial_outcomes(results, specs)
     assert {name: status for name, (_, status, _) in outcomes.items()} == {
         "t0": "finished", "t1": "unfinished", "t2": "failed", "t3": "pending", "t4": "pending",
     }  # fmt: skip
@@ -284,12 +309,12 @@ def test_iqm_and_intervals_equal_rliables_on_a_fixed_array() -> None:
     from rliable import metrics
 
     scores = {"a": np.array([[0.1, 0.5], [0.2, 0.9], [0.4, 0.7], [0.8, 0.6]]), "b": np.full((4, 2), 0.5)}
-    points, intervals = report.interval_estimates(scores, seed=3)
+    points, intervals = statistics.interval_estimates(scores, seed=3)
     np.random.seed(3)  # rliable's bootstrap draws from numpy's global RNG as well as from random_state
     expected_points, expected_intervals = rly.get_interval_estimates(
         scores,
         lambda x: np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x)]),
-        reps=report.BOOTSTRAP_REPS,
+        reps=statistics.BOOTSTRAP_REPS,
         random_state=np.random.RandomState(3),
     )
     for label in scores:
@@ -307,10 +332,10 @@ def test_probability_of_improvement_equals_rliables_with_ties_and_several_tasks(
     for n, m, tasks in [(3, 3, 1), (5, 4, 3), (2, 6, 2)]:
         x = rng.integers(0, 4, size=(n, tasks)).astype(float)  # few values: many ties
         y = rng.integers(0, 4, size=(m, tasks)).astype(float)
-        assert report.probability_of_improvement(x, y) == pytest.approx(
+        assert statistics.probability_of_improvement(x, y) == pytest.approx(
             metrics.probability_of_improvement(x, y)
         )
-        assert report.probability_of_improvement(x, y) + report.probability_of_improvement(
+        assert statistics.probability_of_improvement(x, y) + statistics.probability_of_improvement(
             y, x
         ) == pytest.approx(1)
 
@@ -350,6 +375,57 @@ def test_unreadable_runs_are_named_in_a_warning_and_skipped(
     assert (tmp_path / "plots" / f"curves_{ENV_ID}.png").is_file()
 
 
+def write_benchmark_run(study_dir: Path, task: str, memory: str, seed: int, success: float) -> None:
+    """A run of a benchmark task as a study writes it: ``write_run`` plus the trial.json that names its task
+    and the normalisation the aggregate uses."""
+    run_dir = study_dir / "trials" / f"{task}-{memory}-s{seed}"
+    write_run(run_dir, memory, seed, success)
+    score = {"metric": "success_rate", "min": 0.0, "max": 1.0, "threshold": None}
+    (run_dir / "trial.json").write_text(json.dumps({"task": task, "label": memory, "score": score}))
+
+
+def aggregate_section(text: str) -> str:
+    return text.split("## Aggregate over tasks")[1].split("\n## ")[0]
+
+
+def test_a_memory_missing_from_a_task_is_named_when_the_aggregate_leaves_it_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for seed in range(2):
+        write_benchmark_run(tmp_path, "TaskA", "tlb", seed, 0.5 + 0.1 * seed)
+        write_benchmark_run(tmp_path, "TaskA", "lstm", seed, 0.4)
+        write_benchmark_run(tmp_path, "TaskB", "tlb", seed, 0.9)  # no lstm on TaskB
+    assert run_main(report.main, [str(tmp_path), "--reps", "200"]) == 0
+    warning = "lstm has no runs on TaskB (it has on TaskA): it is left out of the aggregate over tasks"
+    assert f"warning: {warning}" in capsys.readouterr().err
+    text = (tmp_path / "report.md").read_text()
+    aggregate = aggregate_section(text)
+    assert f"Warning: {warning}" in aggregate
+    assert "| tlb | 2 |" in aggregate and "| lstm |" not in aggregate
+    assert "| lstm | 2 |" in text.split("### TaskA")[1]  # kept in its task's own table
+
+
+def test_tasks_cut_to_the_smallest_run_count_are_named_with_the_seeds_left_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for seed in range(3):
+        write_benchmark_run(tmp_path, "TaskA", "tlb", seed, 0.5)
+        write_benchmark_run(tmp_path, "TaskA", "lstm", seed, 0.4)
+        write_benchmark_run(tmp_path, "TaskB", "lstm", seed, 0.3)
+    for seed in range(2):
+        write_benchmark_run(tmp_path, "TaskB", "tlb", seed, 0.9)
+    assert run_main(report.main, [str(tmp_path), "--reps", "200"]) == 0
+    err = capsys.readouterr().err
+    warning = (
+        "tlb has 2 run(s) on TaskB and more on other tasks: the aggregate over tasks takes its first 2 "
+        "run(s) by seed from every task and leaves out TaskA seed(s) 2"
+    )
+    assert f"warning: {warning}" in err and "lstm has" not in err  # lstm: 3 runs on both, nothing cut
+    aggregate = aggregate_section((tmp_path / "report.md").read_text())
+    assert f"Warning: {warning}." in aggregate
+    assert "| tlb | 2 |" in aggregate and "| lstm | 3 |" in aggregate
+
+
 def test_search_space_and_sampled_trials() -> None:
     """``--search optuna``: the grid syntax names distributions; a sampled trial adds its flags."""
     plan = study.plan_study(
@@ -360,8 +436,9 @@ def test_search_space_and_sampled_trials() -> None:
     assert set(space) == {"lr", "hidden_size", "n_epochs"}
     assert space["lr"].lower == 1e-4 and space["lr"].upper == 1e-2
     assert space["hidden_size"].categories == [16, 32]
-    config = {"spec": study.asdict(plan.specs[0]), "study_dir": "x", "threads": 1, "search": True}
-    spec = study.sampled_spec({**config, "lr": 3e-4, "hidden_size": 32}, "abc123")
+    config = {"spec": dataclasses.asdict(plan.specs[0]), "study_dir": "x", "threads": 1, "search": True}
+    config["runner"] = "runners.ppo"  # the runner module the study names in every trial's config
+    spec = execution.search_spec({**config, "lr": 3e-4, "hidden_size": 32}, "abc123")
     assert spec.name == "MiniGrid-MemoryS7-v0-lstm-s0-abc123"
     assert spec.argv[-4:] == ["--lr", "0.0003", "--hidden-size", "32"]
     assert spec.label == "lstm lr=0.0003 hidden_size=32"
@@ -380,7 +457,7 @@ def test_list_names_suites_and_benchmark_tasks_with_budgets(capsys: pytest.Captu
 
 
 def test_console_lines_name_success_only_where_the_env_has_a_signal() -> None:
-    from runners import study_console
+    from studies import console as study_console
 
     assert study_console.latest_summary(
         {"eval/heldout/success_rate": float("nan"), "eval/heldout/mean_reward": -0.9}

@@ -7,8 +7,9 @@ the same pair on the benchmark's default DART demos (draw "dart": the command wi
 Reads scores.csv: one row per run of
 ``python benchmarks/bc_generalization.py --memories M --suites --seed S --demo-noise 0`` (final greedy success
 on 200 unseen GoToLocal levels after 15 minutes of BC; the first draw's runs carry no epochs or validation
-accuracy, their logs are gone). Estimates come from ``runners.report`` (rliable); the paired difference is a
-bootstrap over seeds, since a seed fixes the initialisation, validation split and unseen levels of both.
+accuracy, their logs are gone). Estimates come from ``studies.statistics``, as in ``runners.report``
+(rliable); the paired difference is a bootstrap over seeds, since a seed fixes the initialisation, validation
+split and unseen levels of both.
 """
 
 from __future__ import annotations
@@ -18,14 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from runners.report import (
-    fmt_interval,
-    improvement_lines,
-    improvement_probabilities,
-    interval_estimates,
-    plot_improvement,
-    plot_intervals,
-)
+from studies.plots import plot_improvement, plot_intervals
+from studies.report import fmt_interval, improvement_lines
+from studies.statistics import improvement_probabilities, interval_estimates
 
 HERE = Path(__file__).resolve().parent
 CHANNEL = "tlb shift_mixing=channel"

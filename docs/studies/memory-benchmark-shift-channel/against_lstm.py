@@ -6,7 +6,7 @@ The channel runs (``tlb --shift-mixing channel``, seeds 0-2, every task of the m
 folder's trials.csv. lstm and today's tlb (the dense shift) were not run again: their final scores are the
 per-seed columns of docs/studies/memory-benchmark/report.md (2026-11-29, the same benchmark file, budgets,
 seeds and machine class). Scores are normalised with each task's min and max from envs/benchmarks/memory.yaml
-and compared with ``runners.report``'s rliable estimates, as that report does.
+and compared with the rliable estimates of ``runners.report`` (``studies.statistics``), as that report does.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from envs.benchmark import load_benchmark
-from runners.report import fmt_interval, improvement_lines, improvement_probabilities, interval_estimates
+from studies.report import fmt_interval, improvement_lines
+from studies.statistics import improvement_probabilities, interval_estimates
 
 HERE = Path(__file__).resolve().parent
 CHANNEL = "tlb shift_mixing=channel"

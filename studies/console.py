@@ -1,5 +1,5 @@
-"""The console of ``runners.study``: one line per trial event, or a live table in a terminal, fed by a
-Ray Tune callback. Imported only when the ``study`` extra (Ray Tune) is installed."""
+"""The console of a study: one line per trial event, or a live table in a terminal, fed by a Ray Tune
+callback. Imported only when the ``study`` extra (Ray Tune) is installed."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from ray import tune
 from rich.live import Live
 from rich.table import Table
 
-from runners.study import TrialSpec
+from studies.plan import TrialSpec
 
 
 class StudyProgress:
@@ -35,6 +35,7 @@ class StudyProgress:
         self.live: Any = None
 
     def table(self) -> Any:
+        """The live table: a row per trial."""
         table = Table(box=None, pad_edge=False)
         for column in ("trial", "memory", "seed", "frames", "latest", "status"):
             table.add_column(column, justify="right" if column in ("seed", "frames") else "left")
@@ -45,6 +46,7 @@ class StudyProgress:
         return table
 
     def start(self) -> None:
+        """Show the live table in a terminal, or say what the lines will be."""
         if self.interactive:
             self.live = Live(self.table(), refresh_per_second=2, transient=False)
             self.live.start()
@@ -53,11 +55,13 @@ class StudyProgress:
             print(f"{what}; a line per trial start, evaluation and end", flush=True)
 
     def stop(self) -> None:
+        """Draw the table a last time and leave it on the screen."""
         if self.live is not None:
             self.live.update(self.table())
             self.live.stop()
 
     def update(self, name: str, message: str | None = None, **row: Any) -> None:
+        """Update trial ``name``'s row; outside a terminal, print ``message`` (if any) as a timed line."""
         if name not in self.rows:  # a search trial: known once Ray samples it
             self.rows[name] = {"memory": "", "seed": "", "frames": 0, "latest": "", "status": "pending"}
         self.rows[name].update(row)
