@@ -157,8 +157,8 @@ def bc_envs(
 ) -> tuple[VecEnv, dict[str, VecEnv], dict[str, str]]:
     """The model's env and the named evaluation envs with their seeds (for the summary).
 
-    Without ``--suite``: the demos' env on seeds from ``HELDOUT_SEED_START + seed``. With it: the suite's
-    training side and each held-out side, named like ``runners.ppo`` names them (``train``,
+    Without ``--suite``: the demos' env on the held-out seeds (``envs.suites.heldout_side``). With it: the
+    suite's training side and each held-out side, named like ``runners.ppo`` names them (``train``,
     ``heldout/<side>``); the demos must be of the training side's env and seeds.
     """
     if args.suite is None:
