@@ -27,7 +27,8 @@ from agents.bc import LR_SCHEDULES, BCConfig, BCTrainer, EpochStats
 from agents.callbacks import atomic_save
 from agents.demos import Demos, load_demos
 from agents.factory import build_model
-from agents.reporting import RUN_COMPLETE, Reporter, append_evaluations, flatten_results
+from agents.reporting import Reporter, append_evaluations, flatten_results
+from agents.run_records import RunRecords
 from envs import make_vec_env
 from envs.relabelling import RELABELLINGS
 from envs.suites import get_suite
@@ -55,7 +56,6 @@ from runners.cli import (
     run_main,
     set_threads,
     unit_interval,
-    write_json,
 )
 
 # The model's own env only gives it its spaces (and a fine-tuning run its own envs): two envs, so that
@@ -244,23 +244,21 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         else default_run_dir("runs", demos.env_id, f"bc-{args.memory}", args.seed)
     )
     run_dir = prepare_run_dir(run_dir, args.overwrite)
-    write_json(
-        run_dir / "config.json",
-        {
-            **vars(args),
-            "argv": argv,
-            "logdir": str(run_dir),
-            "env_id": demos.env_id,
-            "memory_kwargs": memory_kwargs,
-            "threads": threads,
-            "demos_episodes": demos.n_episodes,
-            "demos_steps": demos.n_steps,
-            "train_episodes": len(trainer.train_episodes),
-            "val_episodes": len(trainer.val_episodes),
-            "eval_envs": eval_seeds,
-            "policy_class": type(model.policy).__name__,
-            "command": " ".join(["python -m runners.bc", *argv]),
-        },
+    records = RunRecords(run_dir, reporter)
+    records.write_config(
+        "runners.bc",
+        args,
+        argv,
+        argv,
+        model,
+        memory_kwargs,
+        threads,
+        eval_seeds,
+        env_id=demos.env_id,
+        demos_episodes=demos.n_episodes,
+        demos_steps=demos.n_steps,
+        train_episodes=len(trainer.train_episodes),
+        val_episodes=len(trainer.val_episodes),
     )
     logger = configure(str(run_dir), ["csv", "tensorboard"])
     trainer.logger = logger
@@ -282,19 +280,12 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
     start = time.time()
     history = trainer.train(progress=not args.no_progress, on_epoch=on_epoch)
     elapsed = time.time() - start
-    write_json(
-        run_dir / "run_summary.json",
-        {
-            "frames": trainer.frames,
-            "epochs": history[-1].epoch,
-            "seconds": elapsed,
-            "fps": trainer.frames_per_second,
-        },
-    )
     model_path = run_dir / "model.zip"
     atomic_save(model, model_path)
     final = history[-1].evaluations
-    write_json(run_dir / "final_eval.json", {name: result.as_dict() for name, result in final.items()})
+    records.finish(
+        final, frames=trainer.frames, seconds=elapsed, fps=trainer.frames_per_second, epochs=history[-1].epoch
+    )
     for vec_env in (env, *eval_envs.values()):
         vec_env.close()
     logger.close()
@@ -346,8 +337,7 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         ),
     ]
     print_summary("runners.bc summary", rows)
-    if reporter is not None:
-        reporter({**latest, RUN_COMPLETE: True})
+    records.complete(latest)
     return 0
 
 

@@ -15,9 +15,9 @@ from typing import Any, NoReturn
 import torch
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents.atomic import atomic_write_json
 from agents.evaluation import EvaluationResult, default_deterministic
 from agents.factory import DEFAULT_FEATURES_DIM
+from agents.run_records import write_json  # noqa: F401  (runners.study writes its files with it)
 from envs.suites import Suite, heldout_side
 from policies.memories import MEMORY_CLASSES, memory_parameters
 
@@ -342,11 +342,6 @@ def evaluation_envs(
     envs = {name: side.make_vec_env(n_envs, seed=seed) for name, side in sides.items()}
     seeds = {name: f"{side.env_id}, seeds {side.describe_seeds()}" for name, side in sides.items()}
     return envs, seeds
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write a run's JSON file atomically (``agents.atomic``) so a crash never leaves half a file."""
-    atomic_write_json(path, data, indent=2, sort_keys=True, default=str)
 
 
 # ---------------------------------------------------------------------- settings as command-line words
