@@ -17,6 +17,7 @@ import argparse
 import math
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from agents.bc import LR_SCHEDULES, BCConfig, BCTrainer, EpochStats
 from agents.callbacks import atomic_save
 from agents.demos import Demos, load_demos
-from agents.factory import build_model
+from agents.factory import PPOHyperparameters, build_model
 from agents.reporting import Reporter, append_evaluations, flatten_results
 from agents.run_records import RunRecords
 from envs import make_vec_env
@@ -58,6 +59,15 @@ from runners.cli import (
     unit_interval,
 )
 
+# The parser's defaults are BCConfig's: its fields are declared once, there.
+BC_DEFAULTS = BCConfig()
+# The discount of the value targets: BCConfig's, or where that leaves it to the model (None), the discount of
+# the model runners.bc builds (PPOHyperparameters'), so config.json records the number used.
+VALUE_GAMMA = PPOHyperparameters().gamma if BC_DEFAULTS.gamma is None else BC_DEFAULTS.gamma
+# BCConfig fields without a flag of the same name: the evaluation protocol comes from --deterministic /
+# --stochastic-eval and the env (resolve_stochastic_eval).
+NOT_FLAGS = ("deterministic_eval",)
+
 # The model's own env only gives it its spaces (and a fine-tuning run its own envs): two envs, so that
 # runners.ppo's default rollout (n_steps 128 x 2 envs) holds one default minibatch of 256 steps.
 MODEL_ENVS = 2
@@ -72,76 +82,105 @@ def build_parser() -> argparse.ArgumentParser:
     add_memory_arguments(parser)
 
     bc = parser.add_argument_group("behavioural cloning")
-    bc.add_argument("--epochs", type=positive_int, default=20, help="passes over the training episodes")
-    bc.add_argument("--batch-episodes", type=positive_int, default=64, help="whole episodes per minibatch")
+    bc.add_argument(
+        "--epochs", type=positive_int, default=BC_DEFAULTS.epochs, help="passes over the training episodes"
+    )
+    bc.add_argument(
+        "--batch-episodes",
+        type=positive_int,
+        default=BC_DEFAULTS.batch_episodes,
+        help="whole episodes per minibatch",
+    )
     bc.add_argument(
         "--sequence-length",
         type=positive_int,
-        default=None,
+        default=BC_DEFAULTS.sequence_length,
         help="backpropagate through windows of this many steps (default: whole episodes)",
     )
-    bc.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
+    bc.add_argument("--lr", type=positive_float, default=BC_DEFAULTS.lr, help="Adam learning rate")
     bc.add_argument(
         "--lr-schedule",
         choices=LR_SCHEDULES,
-        default="constant",
+        default=BC_DEFAULTS.lr_schedule,
         help="constant, or cosine: decay to 0 over the epochs (or --total-minutes, when that ends first)",
     )
     bc.add_argument(
-        "--ent-coef", type=non_negative_float, default=0.0, help="entropy bonus weight (BabyAI's IL: 0.01)"
+        "--ent-coef",
+        type=non_negative_float,
+        default=BC_DEFAULTS.ent_coef,
+        help="entropy bonus weight (BabyAI's IL: 0.01)",
     )
     bc.add_argument(
         "--weight-decay",
         type=non_negative_float,
-        default=0.0,
+        default=BC_DEFAULTS.weight_decay,
         help="AdamW's decoupled weight decay of the weight matrices (0: plain Adam)",
     )
     bc.add_argument(
         "--keep-best",
         action="store_true",
+        default=BC_DEFAULTS.keep_best,
         help="end with the weights of the epoch of best validation accuracy (early stopping)",
     )
     bc.add_argument(
         "--relabel",
         choices=RELABELLINGS,
-        default="none",
+        default=BC_DEFAULTS.relabel,
         help="show each training episode under random colours (colors+types: also ball/box/key swapped; "
         "only where those are interchangeable, as in GoTo levels); not with --suite held-out-pairs",
     )
     bc.add_argument(
         "--ema-decay",
         type=non_negative_float,
-        default=0.0,
+        default=BC_DEFAULTS.ema_decay,
         help="validate, evaluate and keep a moving average of the weights, this decay per update "
         "(e.g. 0.999; 0: off)",
     )
-    bc.add_argument("--max-grad-norm", type=positive_float, default=0.5, help="gradient clipping")
+    bc.add_argument(
+        "--max-grad-norm", type=positive_float, default=BC_DEFAULTS.max_grad_norm, help="gradient clipping"
+    )
     bc.add_argument(
         "--vf-coef",
         type=non_negative_float,
-        default=0.5,
+        default=BC_DEFAULTS.vf_coef,
         help="value loss weight (discounted demo returns; 0: off)",
     )
     bc.add_argument(
-        "--gamma", type=unit_interval, default=0.99, help="discount of the value targets, in [0, 1]"
+        "--gamma",
+        type=unit_interval,
+        default=VALUE_GAMMA,
+        help="discount of the value targets, in [0, 1] (unless given, the model's PPO discount)",
     )
     bc.add_argument(
         "--val-fraction",
         type=fraction,
-        default=0.1,
+        default=BC_DEFAULTS.val_fraction,
         help="fraction of the episodes held out for validation, in [0, 1)",
     )
     bc.add_argument(
-        "--eval-freq", type=non_negative_int, default=5, help="epochs between env evaluations (0: at the end)"
+        "--eval-freq",
+        type=non_negative_int,
+        default=BC_DEFAULTS.eval_freq,
+        help="epochs between env evaluations (0: at the end)",
     )
-    bc.add_argument("--eval-episodes", type=positive_int, default=50, help="episodes per evaluation env")
+    bc.add_argument(
+        "--eval-episodes",
+        type=positive_int,
+        default=BC_DEFAULTS.eval_episodes,
+        help="episodes per evaluation env",
+    )
     add_eval_protocol_arguments(bc)
     bc.add_argument(
-        "--total-minutes", type=positive_float, default=None, help="stop training after this many minutes"
+        "--total-minutes",
+        type=positive_float,
+        default=BC_DEFAULTS.total_minutes,
+        help="stop training after this many minutes",
     )
 
     run = parser.add_argument_group("run")
-    run.add_argument("--seed", type=int, default=0, help="seed of the model, the split and the batches")
+    run.add_argument(
+        "--seed", type=int, default=BC_DEFAULTS.seed, help="seed of the model, the split and the batches"
+    )
     run.add_argument("--device", default="auto", help="torch device: auto (CUDA if any), cpu, cuda, cuda:N")
     run.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: cores - 1)")
     run.add_argument(
@@ -150,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--overwrite", action="store_true", help="allow writing into an existing run directory")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def bc_config(args: argparse.Namespace) -> BCConfig:
+    """The ``BCConfig`` of the command line: every field from the flag of the same name."""
+    return BCConfig(**{f.name: getattr(args, f.name) for f in fields(BCConfig) if f.name not in NOT_FLAGS})
 
 
 def bc_envs(
@@ -194,26 +238,7 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
     check_device(args.device)
     threads = set_threads(args.threads)
     memory_kwargs = memory_kwargs_from_args(args)
-    config = BCConfig(
-        epochs=args.epochs,
-        batch_episodes=args.batch_episodes,
-        sequence_length=args.sequence_length,
-        lr=args.lr,
-        max_grad_norm=args.max_grad_norm,
-        vf_coef=args.vf_coef,
-        gamma=args.gamma,
-        val_fraction=args.val_fraction,
-        eval_freq=args.eval_freq,
-        eval_episodes=args.eval_episodes,
-        total_minutes=args.total_minutes,
-        seed=args.seed,
-        lr_schedule=args.lr_schedule,
-        ent_coef=args.ent_coef,
-        weight_decay=args.weight_decay,
-        keep_best=args.keep_best,
-        relabel=args.relabel,
-        ema_decay=args.ema_decay,
-    )
+    config = bc_config(args)
     config.check()
     if args.relabel != "none" and args.suite == "held-out-pairs":
         raise UsageError(

@@ -4,6 +4,7 @@ its runner, and loading a BC policy to fine-tune it (``init_from``). Tiny networ
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import json
 import math
@@ -24,7 +25,7 @@ from agents.loading import init_from
 from envs import make_env, make_vec_env
 from envs.suites import HELDOUT_SEED_START
 from runners import bc, demos, evaluate
-from runners.cli import run_main
+from runners.cli import parser_options, run_main
 
 ENV_ID = "BabyAI-GoToLocal-v0"
 TINY_MEMORY = [
@@ -511,6 +512,21 @@ def test_weight_averaging_scores_and_keeps_the_average_without_changing_training
             BCConfig(ema_decay=bad).check()
     with pytest.raises(ValueError, match="use one of them"):
         BCConfig(ema_decay=0.9, keep_best=True).check()
+
+
+def test_bc_flags_are_bc_config_fields_with_its_defaults() -> None:
+    """BCConfig declares the settings once: each field but the protocol has the flag of its name, defaulting
+    to the field's default (the value-target discount to the model's when BCConfig leaves it to the model),
+    and the command line's BCConfig is built from those flags."""
+    parser = bc.build_parser()
+    options = parser_options(parser)
+    for field in dataclasses.fields(BCConfig):
+        assert (field.name in options) == (field.name not in bc.NOT_FLAGS), field.name
+    defaults = bc.bc_config(parser.parse_args(["--demos", "demos.npz"]))
+    gamma = BCConfig().gamma
+    assert defaults == dataclasses.replace(BCConfig(), gamma=tiny_model().gamma if gamma is None else gamma)
+    changed = bc.bc_config(parser.parse_args(["--demos", "d.npz", "--epochs", "3", "--relabel", "colors"]))
+    assert (changed.epochs, changed.relabel) == (3, "colors")
 
 
 def test_bc_runner_bad_input(demos_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from policies.memories import MEMORY_CLASSES, GRUMemory
 from runners import ppo
-from runners.cli import run_main
+from runners.cli import MEMORY_FLAGS, memory_flag_help, run_main
 
 TINY = [
     "--env", "BabyAI-GoToLocal-v0", "--total-steps", "128", "--n-envs", "2", "--n-steps", "32",
@@ -218,3 +219,20 @@ def test_help_shows_each_default_once(runner: str, capsys: pytest.CaptureFixture
     if runner == "ppo":
         assert "hidden size (lstm, gru; default 128)" in out and "(default 128) (default" not in out
         assert "discount, in [0, 1] (default: 0.99)" in out
+
+
+def test_memory_flag_help_reads_the_constructors_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memory flags' help texts name the memories that take each flag and the defaults their
+    constructors declare, never a copy of them: change a default and the help follows."""
+    assert MEMORY_FLAGS["--d-model"][2].endswith("(tlb, tlb-paper, transformer; default 128)")
+    assert MEMORY_FLAGS["--normalize-latents"][2].endswith("(tlb, tlb-paper; default on, tlb-paper off)")
+    assert MEMORY_FLAGS["--input-shift"][2].endswith("default min(2, chunk_size), tlb-paper 0)")
+
+    class NarrowGRU(GRUMemory):
+        def __init__(
+            self, input_dim: int, hidden_size: int = 24, n_layers: int = 1, rnn_kwargs: dict | None = None
+        ) -> None:
+            super().__init__(input_dim, hidden_size, n_layers, rnn_kwargs)
+
+    monkeypatch.setitem(MEMORY_CLASSES, "gru", NarrowGRU)
+    assert memory_flag_help("hidden_size", "hidden size") == "hidden size (lstm, gru; default 128, gru 24)"
