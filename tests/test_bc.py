@@ -315,6 +315,7 @@ def test_value_targets_are_discounted_demo_returns(demos_file: Path) -> None:
     assert returns[steps.start] == pytest.approx(final * 0.5 ** (steps.stop - 1 - steps.start))
 
 
+@pytest.mark.slow
 def test_bc_runner_lowers_validation_loss_and_saves_a_memory_ppo_model(
     demos_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -647,6 +648,7 @@ def test_validate_scores_the_validation_split_or_the_episodes_given(demos_file: 
     assert all(math.isnan(value) for value in trainer.validate(np.array([], dtype=np.int64)))
 
 
+@pytest.mark.slow
 def test_bc_benchmark_saves_each_model_with_its_per_epoch_log(
     demos_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -86,6 +86,7 @@ def check_row(row: dict[str, Any], episodes: int) -> None:
     assert row["mean_length"] > 0 and isinstance(row["seeds"], str)
 
 
+@pytest.mark.slow
 def test_evaluate_env_writes_table_json_gif_and_attention(
     models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -120,6 +121,7 @@ def test_evaluate_env_writes_table_json_gif_and_attention(
     assert not list(tmp_path.glob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_evaluate_suite_reports_every_side(
     models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -137,6 +139,7 @@ def test_evaluate_suite_reports_every_side(
     assert all(row["side"] in table for row in rows)
 
 
+@pytest.mark.slow
 def test_evaluate_a_recurrent_model_with_a_gif(models: dict[str, Path], tmp_path: Path) -> None:
     gif_path, rows_path = tmp_path / "lstm.gif", tmp_path / "rows.json"
     argv = [str(models["lstm"]), "--suite", "held-out-pairs", "--episodes", "3", "--n-envs", "3"]

@@ -62,6 +62,7 @@ def test_ppo_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert final["episodes"] == 2 and 0.0 <= final["success_rate"] <= 1.0
 
 
+@pytest.mark.slow
 def test_ppo_cli_on_a_suite_logs_every_side(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_dir = tmp_path / "run"
     argv = [*TINY, "--suite", "memory-length", "--eval-freq", "0", "--logdir", str(run_dir)]
