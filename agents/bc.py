@@ -9,10 +9,13 @@ and a mask keeps the padding out of the loss. Every memory is causal, so padding
 cannot change its outputs. Episodes are bucketed by length (shuffled, then sorted inside pools of 16
 minibatches, and the minibatches shuffled again) to keep padding small.
 
-The forward pass is the one PPO trains with: ``policy.memory_inputs`` on all observations of the minibatch
-at once, ``policy.memory.sequence`` on all rows at once (one call per chunk for tlb), then the MLP and the
-actor head (cross-entropy on the demonstrated actions) and, optionally, the value head (mean squared error
-to the discounted return of the demonstration, which gives PPO fine-tuning a sensible critic to start from).
+The forward pass is the one PPO trains with: ``policy.memory_latents`` in sequence mode, i.e. the encoder on
+all observations of the minibatch at once and the memory on all rows at once (one call per chunk for tlb),
+then the MLP and the actor head (cross-entropy on the demonstrated actions) and, optionally, the value head
+(mean squared error to the discounted return of the demonstration, which gives PPO fine-tuning a sensible
+critic to start from). Going through the policy's own actor and critic paths keeps ``critic_memory``'s
+meaning: the value head reads what PPO will give it (the separate critic memory, the linear critic features,
+or the actor's memory output), and with ``"detached"`` the value loss never trains the actor's memory.
 
 With ``sequence_length=L`` the padded minibatch runs as consecutive windows of L steps, carrying the memory
 state from each window into the next: the forward pass stays exact, but gradients stop at window boundaries
@@ -336,11 +339,11 @@ class BCTrainer:
         for t0 in range(0, length, window):
             t1 = min(t0 + window, length)
             obs = {key: value[:, t0:t1].flatten(0, 1) for key, value in batch.observations.items()}
-            inputs = policy.memory_inputs(obs).view(n_rows, t1 - t0, -1)
-            latent, state = policy.memory.sequence(inputs, state, starts[:, t0:t1])
+            # The policy's own paths (PPO's evaluate_sequences): the actor's and the critic's latents as
+            # critic_memory defines them, flat and sequence-major like ``obs``.
+            latent_pi, latent_vf, state = policy.memory_latents(obs, state, starts[:, t0:t1])
             state = {key: value.detach() for key, value in state.items()}
-            latent_pi, latent_vf = policy.mlp_extractor(latent.flatten(0, 1))
-            logits = policy.action_net(latent_pi)
+            logits = policy.action_net(policy.mlp_extractor.forward_actor(latent_pi))
             mask = batch.mask[:, t0:t1].flatten().float()
             actions = batch.actions[:, t0:t1].flatten()
             cross_entropy = (F.cross_entropy(logits, actions, reduction="none") * mask).sum()
@@ -351,7 +354,7 @@ class BCTrainer:
                 loss = loss - config.ent_coef * entropy / n_valid
             value_error = torch.zeros(())
             if config.vf_coef > 0:
-                values = policy.value_net(latent_vf).squeeze(-1)
+                values = policy.value_net(policy.mlp_extractor.forward_critic(latent_vf)).squeeze(-1)
                 value_error = (((values - batch.returns[:, t0:t1].flatten()) ** 2) * mask).sum()
                 loss = loss + config.vf_coef * value_error / n_valid
             if train:

@@ -10,6 +10,7 @@ runner's parser, so that the parser checks and converts it exactly as it does ty
 from __future__ import annotations
 
 import argparse
+import inspect
 import math
 import re
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from policies.memories import MEMORY_CLASSES, memory_parameters
+from policies.memories.registry import memory_class
 
 
 class UsageError(Exception):
@@ -92,52 +94,78 @@ def ray_address(text: str) -> str:
 
 # ---------------------------------------------------------------------- memory flags
 
-# flag name -> (memory argument, type, help)
-MEMORY_FLAGS: dict[str, tuple[str, type, str]] = {
-    "--d-model": ("d_model", int, "width of tokens and latents (tlb, transformer; default 128)"),
-    "--n-latents": ("n_latents", int, "number of slow latent vectors N (tlb; default 4)"),
-    "--chunk-size": ("chunk_size", int, "steps per chunk K (tlb; default 8)"),
-    "--n-layers": ("n_layers", int, "self-attention blocks / recurrent layers (default 1)"),
-    "--cross-every": (
-        "cross_every",
-        int,
-        "a cross-attention block after every R self blocks (tlb; default 1)",
-    ),
-    "--n-heads": ("n_heads", int, "attention heads (tlb, transformer; default 4)"),
-    "--ffn-mult": (
-        "ffn_mult",
-        int,
-        "feed-forward width as a multiple of d_model (tlb, transformer; default 2)",
-    ),
-    "--gate": ("gate", str, "slow update: none (residual) or gru (tlb; default none)"),
+
+def describe_default(value: Any) -> str:
+    """A default as a help text shows it: ``on``/``off`` for a flag, the value otherwise."""
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    return str(value)
+
+
+def memory_flag_help(dest: str, text: str) -> str:
+    """``text`` with the memories that take the argument ``dest`` and their defaults, read from their
+    constructors' signatures (``Memory.RESOLVED_DEFAULTS`` says what a None default resolves to), so a help
+    text never repeats a number that can drift: ``"width of tokens and latents (tlb, tlb-paper, transformer;
+    default 128)"``. Where the memories' defaults differ, the first memory's comes first, then each other
+    one by name: ``"(tlb, tlb-paper; default on, tlb-paper off)"``."""
+    defaults: dict[str, str] = {}
+    for name in MEMORY_CLASSES:
+        cls = memory_class(name)
+        parameter = inspect.signature(cls.__init__).parameters.get(dest)
+        if parameter is None:
+            continue
+        value = parameter.default
+        defaults[name] = cls.RESOLVED_DEFAULTS[dest] if value is None else describe_default(value)
+    if not defaults:
+        raise ValueError(f"no memory takes an argument {dest!r}")
+    names = list(defaults)
+    first = defaults[names[0]]
+    others = "".join(f", {name} {value}" for name, value in defaults.items() if value != first)
+    return f"{text} ({', '.join(names)}; default {first}{others})"
+
+
+# flag name -> (memory argument, type, what it sets); the help adds the memories that take it and their
+# defaults (``memory_flag_help``).
+MEMORY_OPTIONS: dict[str, tuple[str, type, str]] = {
+    "--d-model": ("d_model", int, "width of tokens and latents"),
+    "--n-latents": ("n_latents", int, "number of slow latent vectors N"),
+    "--chunk-size": ("chunk_size", int, "steps per chunk K"),
+    "--n-layers": ("n_layers", int, "self-attention blocks / recurrent layers"),
+    "--cross-every": ("cross_every", int, "a cross-attention block after every R self blocks"),
+    "--n-heads": ("n_heads", int, "attention heads"),
+    "--ffn-mult": ("ffn_mult", int, "feed-forward width as a multiple of d_model"),
+    "--gate": ("gate", str, "slow update: none (residual) or gru"),
     "--previous-chunk": (
         "previous_chunk",
         bool,
-        "the fast stream also attends to the previous chunk's steps (tlb; default off)",
+        "the fast stream also attends to the previous chunk's steps",
     ),
     "--input-shift": (
         "input_shift",
         int,
-        "each token also sees the inputs of this many earlier steps directly (tlb; default 2, tlb-paper 0)",
+        "each token also sees the inputs of this many earlier steps directly",
     ),
     "--shift-mixing": (
         "shift_mixing",
         str,
-        "the input shift's map of the earlier inputs: dense, or channel, one weight per channel and step "
-        "(tlb; default dense)",
+        "the input shift's map of the earlier inputs: dense, or channel, one weight per channel and step",
     ),
     "--normalize-latents": (
         "normalize_latents",
         bool,
-        "LayerNorm the slow latents after each residual of their update (tlb; default on, tlb-paper off)",
+        "LayerNorm the slow latents after each residual of their update",
     ),
     "--latent-init-std": (
         "latent_init_std",
         float,
-        "standard deviation of the initial latents I_0 at initialisation (tlb; default 0.02)",
+        "standard deviation of the initial latents I_0 at initialisation",
     ),
-    "--window": ("window", int, "steps attended to (transformer; default 16)"),
-    "--hidden-size": ("hidden_size", int, "hidden size (lstm, gru; default 128)"),
+    "--window": ("window", int, "steps attended to"),
+    "--hidden-size": ("hidden_size", int, "hidden size"),
+}
+# flag name -> (memory argument, type, help)
+MEMORY_FLAGS: dict[str, tuple[str, type, str]] = {
+    flag: (dest, kind, memory_flag_help(dest, text)) for flag, (dest, kind, text) in MEMORY_OPTIONS.items()
 }
 
 

@@ -17,6 +17,7 @@ import argparse
 import math
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,9 @@ from stable_baselines3.common.vec_env import VecEnv
 from agents.bc import LR_SCHEDULES, BCConfig, BCTrainer, EpochStats
 from agents.callbacks import atomic_save
 from agents.demos import Demos, load_demos
-from agents.factory import build_model
-from agents.reporting import RUN_COMPLETE, Reporter, append_evaluations, flatten_results
+from agents.factory import PPOHyperparameters, build_model
+from agents.reporting import Reporter, append_evaluations, flatten_results
+from agents.run_records import RunRecords
 from envs import make_vec_env
 from envs.relabelling import RELABELLINGS
 from envs.suites import get_suite
@@ -55,8 +57,16 @@ from runners.cli import (
     run_main,
     set_threads,
     unit_interval,
-    write_json,
 )
+
+# The parser's defaults are BCConfig's: its fields are declared once, there.
+BC_DEFAULTS = BCConfig()
+# The discount of the value targets: BCConfig's, or where that leaves it to the model (None), the discount of
+# the model runners.bc builds (PPOHyperparameters'), so config.json records the number used.
+VALUE_GAMMA = PPOHyperparameters().gamma if BC_DEFAULTS.gamma is None else BC_DEFAULTS.gamma
+# BCConfig fields without a flag of the same name: the evaluation protocol comes from --deterministic /
+# --stochastic-eval and the env (resolve_stochastic_eval).
+NOT_FLAGS = ("deterministic_eval",)
 
 # The model's own env only gives it its spaces (and a fine-tuning run its own envs): two envs, so that
 # runners.ppo's default rollout (n_steps 128 x 2 envs) holds one default minibatch of 256 steps.
@@ -72,77 +82,107 @@ def build_parser() -> argparse.ArgumentParser:
     add_memory_arguments(parser)
 
     bc = parser.add_argument_group("behavioural cloning")
-    bc.add_argument("--epochs", type=positive_int, default=20, help="passes over the training episodes")
-    bc.add_argument("--batch-episodes", type=positive_int, default=64, help="whole episodes per minibatch")
+    bc.add_argument(
+        "--epochs", type=positive_int, default=BC_DEFAULTS.epochs, help="passes over the training episodes"
+    )
+    bc.add_argument(
+        "--batch-episodes",
+        type=positive_int,
+        default=BC_DEFAULTS.batch_episodes,
+        help="whole episodes per minibatch",
+    )
     bc.add_argument(
         "--sequence-length",
         type=positive_int,
-        default=None,
+        default=BC_DEFAULTS.sequence_length,
         help="backpropagate through windows of this many steps (default: whole episodes)",
     )
-    bc.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate")
+    bc.add_argument("--lr", type=positive_float, default=BC_DEFAULTS.lr, help="Adam learning rate")
     bc.add_argument(
         "--lr-schedule",
         choices=LR_SCHEDULES,
-        default="constant",
+        default=BC_DEFAULTS.lr_schedule,
         help="constant, or cosine: decay to 0 over the epochs (or --total-minutes, when that ends first)",
     )
     bc.add_argument(
-        "--ent-coef", type=non_negative_float, default=0.0, help="entropy bonus weight (BabyAI's IL: 0.01)"
+        "--ent-coef",
+        type=non_negative_float,
+        default=BC_DEFAULTS.ent_coef,
+        help="entropy bonus weight (BabyAI's IL: 0.01)",
     )
     bc.add_argument(
         "--weight-decay",
         type=non_negative_float,
-        default=0.0,
+        default=BC_DEFAULTS.weight_decay,
         help="AdamW's decoupled weight decay of the weight matrices (0: plain Adam)",
     )
     bc.add_argument(
         "--keep-best",
         action="store_true",
+        default=BC_DEFAULTS.keep_best,
         help="end with the weights of the epoch of best validation accuracy (early stopping)",
     )
     bc.add_argument(
         "--relabel",
         choices=RELABELLINGS,
-        default="none",
+        default=BC_DEFAULTS.relabel,
         help="show each training episode under random colours (colors+types: also ball/box/key swapped; "
         "only where those are interchangeable, as in GoTo levels); not with --suite held-out-pairs",
     )
     bc.add_argument(
         "--ema-decay",
         type=non_negative_float,
-        default=0.0,
+        default=BC_DEFAULTS.ema_decay,
         help="validate, evaluate and keep a moving average of the weights, this decay per update "
         "(e.g. 0.999; 0: off)",
     )
-    bc.add_argument("--max-grad-norm", type=positive_float, default=0.5, help="gradient clipping")
+    bc.add_argument(
+        "--max-grad-norm", type=positive_float, default=BC_DEFAULTS.max_grad_norm, help="gradient clipping"
+    )
     bc.add_argument(
         "--vf-coef",
         type=non_negative_float,
-        default=0.5,
+        default=BC_DEFAULTS.vf_coef,
         help="value loss weight (discounted demo returns; 0: off)",
     )
     bc.add_argument(
-        "--gamma", type=unit_interval, default=0.99, help="discount of the value targets, in [0, 1]"
+        "--gamma",
+        type=unit_interval,
+        default=VALUE_GAMMA,
+        help="discount of the value targets, in [0, 1] (unless given, the model's PPO discount)",
     )
     bc.add_argument(
         "--val-fraction",
         type=fraction,
-        default=0.1,
+        default=BC_DEFAULTS.val_fraction,
         help="fraction of the episodes held out for validation, in [0, 1)",
     )
     bc.add_argument(
-        "--eval-freq", type=non_negative_int, default=5, help="epochs between env evaluations (0: at the end)"
+        "--eval-freq",
+        type=non_negative_int,
+        default=BC_DEFAULTS.eval_freq,
+        help="epochs between env evaluations (0: at the end)",
     )
-    bc.add_argument("--eval-episodes", type=positive_int, default=50, help="episodes per evaluation env")
+    bc.add_argument(
+        "--eval-episodes",
+        type=positive_int,
+        default=BC_DEFAULTS.eval_episodes,
+        help="episodes per evaluation env",
+    )
     add_eval_protocol_arguments(bc)
     bc.add_argument(
-        "--total-minutes", type=positive_float, default=None, help="stop training after this many minutes"
+        "--total-minutes",
+        type=positive_float,
+        default=BC_DEFAULTS.total_minutes,
+        help="stop training after this many minutes",
     )
 
     run = parser.add_argument_group("run")
     run.add_argument(
-        "--seed", type=non_negative_int, default=0, help="seed of the model, the split and the batches"
+        "--seed",
+        type=non_negative_int,
+        default=BC_DEFAULTS.seed,
+        help="seed of the model, the split and the batches",
     )
     run.add_argument("--device", default="auto", help="torch device: auto (CUDA if any), cpu, cuda, cuda:N")
     run.add_argument("--threads", type=positive_int, default=None, help="torch threads (default: cores - 1)")
@@ -154,13 +194,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def bc_config(args: argparse.Namespace) -> BCConfig:
+    """The ``BCConfig`` of the command line: every field from the flag of the same name."""
+    return BCConfig(**{f.name: getattr(args, f.name) for f in fields(BCConfig) if f.name not in NOT_FLAGS})
+
+
 def bc_envs(
     args: argparse.Namespace, demos: Demos, n_envs: int
 ) -> tuple[VecEnv, dict[str, VecEnv], dict[str, str]]:
     """The model's env and the named evaluation envs with their seeds (for the summary).
 
-    Without ``--suite``: the demos' env on seeds from ``HELDOUT_SEED_START + seed``. With it: the suite's
-    training side and each held-out side, named like ``runners.ppo`` names them (``train``,
+    Without ``--suite``: the demos' env on the held-out seeds (``envs.suites.heldout_side``). With it: the
+    suite's training side and each held-out side, named like ``runners.ppo`` names them (``train``,
     ``heldout/<side>``); the demos must be of the training side's env and seeds.
     """
     if args.suite is None:
@@ -196,26 +241,7 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
     check_device(args.device)
     threads = set_threads(args.threads)
     memory_kwargs = memory_kwargs_from_args(args)
-    config = BCConfig(
-        epochs=args.epochs,
-        batch_episodes=args.batch_episodes,
-        sequence_length=args.sequence_length,
-        lr=args.lr,
-        max_grad_norm=args.max_grad_norm,
-        vf_coef=args.vf_coef,
-        gamma=args.gamma,
-        val_fraction=args.val_fraction,
-        eval_freq=args.eval_freq,
-        eval_episodes=args.eval_episodes,
-        total_minutes=args.total_minutes,
-        seed=args.seed,
-        lr_schedule=args.lr_schedule,
-        ent_coef=args.ent_coef,
-        weight_decay=args.weight_decay,
-        keep_best=args.keep_best,
-        relabel=args.relabel,
-        ema_decay=args.ema_decay,
-    )
+    config = bc_config(args)
     config.check()
     if args.relabel != "none" and args.suite == "held-out-pairs":
         raise UsageError(
@@ -246,23 +272,21 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         else default_run_dir("runs", demos.env_id, f"bc-{args.memory}", args.seed)
     )
     run_dir = prepare_run_dir(run_dir, args.overwrite)
-    write_json(
-        run_dir / "config.json",
-        {
-            **vars(args),
-            "argv": argv,
-            "logdir": str(run_dir),
-            "env_id": demos.env_id,
-            "memory_kwargs": memory_kwargs,
-            "threads": threads,
-            "demos_episodes": demos.n_episodes,
-            "demos_steps": demos.n_steps,
-            "train_episodes": len(trainer.train_episodes),
-            "val_episodes": len(trainer.val_episodes),
-            "eval_envs": eval_seeds,
-            "policy_class": type(model.policy).__name__,
-            "command": " ".join(["python -m runners.bc", *argv]),
-        },
+    records = RunRecords(run_dir, reporter)
+    records.write_config(
+        "runners.bc",
+        args,
+        argv,
+        argv,
+        model,
+        memory_kwargs,
+        threads,
+        eval_seeds,
+        env_id=demos.env_id,
+        demos_episodes=demos.n_episodes,
+        demos_steps=demos.n_steps,
+        train_episodes=len(trainer.train_episodes),
+        val_episodes=len(trainer.val_episodes),
     )
     logger = configure(str(run_dir), ["csv", "tensorboard"])
     trainer.logger = logger
@@ -284,19 +308,12 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
     start = time.time()
     history = trainer.train(progress=not args.no_progress, on_epoch=on_epoch)
     elapsed = time.time() - start
-    write_json(
-        run_dir / "run_summary.json",
-        {
-            "frames": trainer.frames,
-            "epochs": history[-1].epoch,
-            "seconds": elapsed,
-            "fps": trainer.frames_per_second,
-        },
-    )
     model_path = run_dir / "model.zip"
     atomic_save(model, model_path)
     final = history[-1].evaluations
-    write_json(run_dir / "final_eval.json", {name: result.as_dict() for name, result in final.items()})
+    records.finish(
+        final, frames=trainer.frames, seconds=elapsed, fps=trainer.frames_per_second, epochs=history[-1].epoch
+    )
     for vec_env in (env, *eval_envs.values()):
         vec_env.close()
     logger.close()
@@ -348,8 +365,7 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         ),
     ]
     print_summary("runners.bc summary", rows)
-    if reporter is not None:
-        reporter({**latest, RUN_COMPLETE: True})
+    records.complete(latest)
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import inspect
 import os
 import re
 import sys
@@ -38,8 +39,8 @@ from agents.command_line import (  # noqa: F401
 )
 from agents.evaluation import EvaluationResult, default_deterministic
 from agents.factory import DEFAULT_FEATURES_DIM
-from envs import make_vec_env
-from envs.suites import HELDOUT_SEED_START, Suite
+from envs.suites import Suite, heldout_side
+from policies.encoder import BabyAIFeaturesExtractor
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -155,6 +156,10 @@ def describe_result(result: EvaluationResult, seeds: str, with_return: bool = Tr
 # ---------------------------------------------------------------------- observation encoder
 
 
+# The BabyAI encoder's own default width, which --encoder-channels left unset keeps.
+ENCODER_CHANNELS = inspect.signature(BabyAIFeaturesExtractor.__init__).parameters["channels"].default
+
+
 def add_encoder_arguments(parser: argparse.ArgumentParser) -> None:
     """``--features-dim`` and ``--encoder-channels``: the observation encoder's widths, shared by the
     runners so that a BC model and the PPO run that fine-tunes it are built alike."""
@@ -169,7 +174,7 @@ def add_encoder_arguments(parser: argparse.ArgumentParser) -> None:
         "--encoder-channels",
         type=positive_int,
         default=None,
-        help="width of the BabyAI encoder's convolutions (MiniGrid/BabyAI only; default 32)",
+        help=f"width of the BabyAI encoder's convolutions (MiniGrid/BabyAI only; default {ENCODER_CHANNELS})",
     )
 
 
@@ -212,17 +217,19 @@ def evaluation_envs(
 ) -> tuple[dict[str, VecEnv], dict[str, str]]:
     """The named evaluation envs every runner logs, with their seeds (for summaries).
 
-    Without a suite: ``heldout``, ``env_id`` on seeds from ``HELDOUT_SEED_START + seed``. With one: ``train``
-    and ``heldout/<side>`` for each held-out side (whose own ``env_kwargs`` say whether they add the previous
-    action and reward: ``Suite.with_env_kwargs``).
+    Without a suite: ``heldout``, ``env_id`` on the held-out seeds of ``envs.suites.heldout_side`` (the
+    levels ``runners.evaluate --env`` draws too). With one: ``train`` and ``heldout/<side>`` for each
+    held-out side (whose own ``env_kwargs`` say whether they add the previous action and reward:
+    ``Suite.with_env_kwargs``). Every env cycles explicitly through its side's reset seeds
+    (``SuiteSide.make_vec_env`` with ``seed``), so each evaluated level is a known seed.
     """
     if suite is None:
-        eval_seed = HELDOUT_SEED_START + seed
-        env = make_vec_env(
-            env_id, n_envs=n_envs, seed=eval_seed, previous_action_reward=previous_action_reward
-        )
-        return {"heldout": env}, {"heldout": f"{env_id}, seeds from {eval_seed}"}
-    sides = {"train": suite.train, **{f"heldout/{side.name}": side for side in suite.heldout}}
+        side = heldout_side(env_id)
+        if previous_action_reward:
+            side = side.with_env_kwargs(previous_action_reward=True)
+        sides = {"heldout": side}
+    else:
+        sides = {"train": suite.train, **{f"heldout/{side.name}": side for side in suite.heldout}}
     envs = {name: side.make_vec_env(n_envs, seed=seed) for name, side in sides.items()}
     seeds = {name: f"{side.env_id}, seeds {side.describe_seeds()}" for name, side in sides.items()}
     return envs, seeds

@@ -52,14 +52,7 @@ from agents.evaluation import evaluate_model, protocol_name
 from agents.loading import check_env_matches, load_model
 from agents.visualization import plot_attention, record_gif, rgb_frames_problem
 from envs.make import resolve_env_spec
-from envs.suites import (
-    HELDOUT_SEED_START,
-    SEED_RANGE_SIZE,
-    SuiteSide,
-    get_suite,
-    list_suites,
-    suite_takes_env,
-)
+from envs.suites import SuiteSide, get_suite, heldout_side, list_suites, suite_takes_env
 from runners.cli import (
     UsageError,
     check_device,
@@ -138,8 +131,7 @@ def evaluation_sides(args: argparse.Namespace) -> list[SuiteSide]:
         if args.env is None:
             raise UsageError("pass --env ENV or --suite NAME to say what to evaluate on")
         resolve_env_spec(args.env)  # an unknown id fails here, naming close matches
-        seeds = range(HELDOUT_SEED_START, HELDOUT_SEED_START + SEED_RANGE_SIZE)
-        return [SuiteSide("heldout", args.env, seeds)]
+        return [heldout_side(args.env)]  # the levels the runners' held-out evaluations draw
     if args.env is not None and args.suite in list_suites() and not suite_takes_env(args.suite):
         train_id = get_suite(args.suite).train.env_id
         raise UsageError(

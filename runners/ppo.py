@@ -25,6 +25,7 @@ from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoard
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
 
 from agents import MemoryPPO
+from agents.atomic import write_json
 from agents.callbacks import (
     CheckpointCallback,
     InterruptHandler,
@@ -38,7 +39,8 @@ from agents.callbacks import (
 from agents.factory import PPOHyperparameters
 from agents.factory import build_model as build_memory_ppo
 from agents.loading import init_from
-from agents.reporting import RUN_COMPLETE, MetricsReporter, Reporter, flatten_results
+from agents.reporting import MetricsReporter, Reporter, flatten_results
+from agents.run_records import RunRecords
 from envs import make_vec_env
 from envs.benchmark import load_hyperparams
 from envs.make import is_minigrid_env_id
@@ -66,7 +68,6 @@ from runners.cli import (
     set_threads,
     settings_argv,
     unit_interval,
-    write_json,
 )
 
 PPO_DEFAULTS = PPOHyperparameters()
@@ -502,17 +503,9 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         run_dir = prepare_run_dir(run_dir, args.overwrite)
         # An overwritten run's checkpoints must not be mistaken for this run's by --resume.
         shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-        config = {
-            **vars(args),
-            "argv": argv,
-            "logdir": str(run_dir),
-            "memory_kwargs": memory_kwargs,
-            "threads": threads,
-            "eval_envs": eval_seeds,
-            "policy_class": type(model.policy).__name__,
-            "command": " ".join(["python -m runners.ppo", *command]),
-        }
-        write_json(run_dir / "config.json", config)
+        RunRecords(run_dir).write_config(
+            "runners.ppo", args, argv, command, model, memory_kwargs, threads, eval_seeds
+        )
     start_step = model.num_timesteps
     model.set_logger(make_logger(run_dir, start_step))
     print_run_start("runners.ppo", run_dir)
@@ -558,16 +551,13 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
     if remaining <= 0:  # training ended before a crash in the final evaluation: the callback never started
         evaluation.init_callback(model)
     final = evaluation.evaluate()
-    write_json(run_dir / "final_eval.json", {name: result.as_dict() for name, result in final.items()})
     env.close()
     for eval_env in eval_envs.values():
         eval_env.close()
     frames = model.num_timesteps - start_step
     fps = frames / max(elapsed, 1e-9)
-    write_json(
-        run_dir / "run_summary.json",
-        {"frames": model.num_timesteps, "frames_this_session": frames, "seconds": elapsed, "fps": fps},
-    )
+    records = RunRecords(run_dir, reporter)
+    records.finish(final, frames=model.num_timesteps, seconds=elapsed, fps=fps, frames_this_session=frames)
     rows = [
         ("env / memory", f"{env_description(args)} / {args.memory} {memory_kwargs or '(defaults)'}"),
         ("frames", f"{model.num_timesteps:,} ({frames:,} in {elapsed:.0f} s, {fps:,.0f} frames/s)"),
@@ -581,8 +571,7 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         ("tensorboard", f"tensorboard --logdir {run_dir}"),
     ]
     print_summary("runners.ppo summary", rows)
-    if reporter is not None:
-        reporter({"frames": model.num_timesteps, "fps": fps, **flatten_results(final), RUN_COMPLETE: True})
+    records.complete({"frames": model.num_timesteps, "fps": fps, **flatten_results(final)})
     return 0
 
 

@@ -4,6 +4,7 @@ its runner, and loading a BC policy to fine-tune it (``init_from``). Tiny networ
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import json
 import math
@@ -24,7 +25,7 @@ from agents.loading import init_from
 from envs import make_env, make_vec_env
 from envs.suites import HELDOUT_SEED_START
 from runners import bc, demos, evaluate
-from runners.cli import run_main
+from runners.cli import parser_options, run_main
 
 ENV_ID = "BabyAI-GoToLocal-v0"
 TINY_MEMORY = [
@@ -64,11 +65,19 @@ def demos_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def tiny_model(
-    env_id: str = ENV_ID, memory_kwargs: dict | None = None, encoder_channels: int | None = None
+    env_id: str = ENV_ID,
+    memory_kwargs: dict | None = None,
+    encoder_channels: int | None = None,
+    policy_kwargs: dict | None = None,
 ) -> MemoryPPO:
     env = make_vec_env(env_id, n_envs=2, seed=0)
     return build_model(
-        env, "tlb", memory_kwargs or TINY_MEMORY_KWARGS, features_dim=16, encoder_channels=encoder_channels
+        env,
+        "tlb",
+        memory_kwargs or TINY_MEMORY_KWARGS,
+        features_dim=16,
+        encoder_channels=encoder_channels,
+        policy_kwargs=policy_kwargs,
     )
 
 
@@ -224,6 +233,79 @@ def test_windows_and_padding_do_not_change_the_forward_pass(demos_file: Path) ->
     assert windows.correct == together.correct
 
 
+CRITIC_MEMORY_MODES = ["shared", "separate", "detached", "none"]
+
+
+@pytest.mark.parametrize("critic_memory", CRITIC_MEMORY_MODES)
+def test_the_value_head_is_trained_on_the_input_ppo_gives_it(demos_file: Path, critic_memory: str) -> None:
+    """For every critic_memory, the value head's input in BC is, step for step, the one ``predict_values``
+    gives it in the env (the separate critic memory, the linear critic features, the actor's output), not
+    the actor memory's output whatever the mode."""
+    stored = load_demos(demos_file)
+    model = tiny_model(policy_kwargs=dict(critic_memory=critic_memory))
+    policy = model.policy
+    policy.set_training_mode(False)
+    trainer = BCTrainer(model, stored, BCConfig(val_fraction=0.0))
+    batch = trainer.data.batch(np.array([0, 1, 2]))
+    n_rows, length = batch.mask.shape
+    seen: list[torch.Tensor] = []
+    hook = policy.value_net.register_forward_hook(lambda module, args, output: seen.append(args[0]))
+    try:
+        with torch.no_grad():
+            trainer.run_batch(batch, train=False)
+            trained = seen.pop().view(n_rows, length, -1)
+            state = policy.initial_state(n_rows)
+            for t in range(length):
+                obs = {key: value[:, t] for key, value in batch.observations.items()}
+                starts = torch.full((n_rows,), t == 0)
+                policy.predict_values(obs, state, starts)
+                _, _, state = policy.memory_latents(obs, state, starts)
+    finally:
+        hook.remove()
+    stepped = torch.stack(seen, dim=1)  # [n_rows, length, width]
+    assert stepped.shape == trained.shape
+    mask = batch.mask
+    torch.testing.assert_close(trained[mask], stepped[mask], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("critic_memory", CRITIC_MEMORY_MODES)
+def test_the_value_loss_trains_only_what_critic_memory_lets_it(demos_file: Path, critic_memory: str) -> None:
+    """The value loss's gradient (that of vf_coef=1 less that of vf_coef=0, same batch) reaches the actor's
+    memory and the shared encoder only with "shared"; with "detached" it reaches neither, with "separate"
+    only the critic memory (and the encoder both read), with "none" only the critic's linear features."""
+    stored = load_demos(demos_file)
+    model = tiny_model(policy_kwargs=dict(critic_memory=critic_memory))
+    policy = model.policy
+    policy.set_training_mode(False)  # same forward pass in both runs
+    trainer = BCTrainer(model, stored, BCConfig(val_fraction=0.0))
+    batch = trainer.data.batch(np.array([0, 1, 2]))
+
+    def gradients(vf_coef: float) -> dict[str, torch.Tensor]:
+        trainer.config.vf_coef = vf_coef
+        policy.zero_grad(set_to_none=True)
+        trainer.run_batch(batch, train=True)
+        return {
+            name: torch.zeros_like(p) if p.grad is None else p.grad.clone()
+            for name, p in policy.named_parameters()
+        }
+
+    without, with_value = gradients(0.0), gradients(1.0)
+
+    def value_gradient(prefix: str) -> float:
+        names = [name for name in with_value if name.startswith(prefix)]
+        assert names, prefix
+        return sum(float((with_value[name] - without[name]).abs().sum()) for name in names)
+
+    assert value_gradient("value_net.") > 0
+    trains_actor_memory = critic_memory == "shared"
+    assert (value_gradient("memory.") > 0) == trains_actor_memory
+    assert (value_gradient("features_extractor.") > 0) == (critic_memory != "detached")
+    if critic_memory == "separate":
+        assert value_gradient("critic_memory.") > 0
+    if critic_memory == "none":
+        assert value_gradient("critic_features.") > 0
+
+
 def test_value_targets_are_discounted_demo_returns(demos_file: Path) -> None:
     stored = load_demos(demos_file)
     returns = discounted_returns(stored, gamma=0.5)
@@ -233,6 +315,7 @@ def test_value_targets_are_discounted_demo_returns(demos_file: Path) -> None:
     assert returns[steps.start] == pytest.approx(final * 0.5 ** (steps.stop - 1 - steps.start))
 
 
+@pytest.mark.slow
 def test_bc_runner_lowers_validation_loss_and_saves_a_memory_ppo_model(
     demos_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -432,6 +515,21 @@ def test_weight_averaging_scores_and_keeps_the_average_without_changing_training
         BCConfig(ema_decay=0.9, keep_best=True).check()
 
 
+def test_bc_flags_are_bc_config_fields_with_its_defaults() -> None:
+    """BCConfig declares the settings once: each field but the protocol has the flag of its name, defaulting
+    to the field's default (the value-target discount to the model's when BCConfig leaves it to the model),
+    and the command line's BCConfig is built from those flags."""
+    parser = bc.build_parser()
+    options = parser_options(parser)
+    for field in dataclasses.fields(BCConfig):
+        assert (field.name in options) == (field.name not in bc.NOT_FLAGS), field.name
+    defaults = bc.bc_config(parser.parse_args(["--demos", "demos.npz"]))
+    gamma = BCConfig().gamma
+    assert defaults == dataclasses.replace(BCConfig(), gamma=tiny_model().gamma if gamma is None else gamma)
+    changed = bc.bc_config(parser.parse_args(["--demos", "d.npz", "--epochs", "3", "--relabel", "colors"]))
+    assert (changed.epochs, changed.relabel) == (3, "colors")
+
+
 def test_bc_runner_bad_input(demos_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_dir = tmp_path / "run"
     for extra, message in (
@@ -550,6 +648,7 @@ def test_validate_scores_the_validation_split_or_the_episodes_given(demos_file: 
     assert all(math.isnan(value) for value in trainer.validate(np.array([], dtype=np.int64)))
 
 
+@pytest.mark.slow
 def test_bc_benchmark_saves_each_model_with_its_per_epoch_log(
     demos_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

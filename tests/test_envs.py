@@ -322,6 +322,7 @@ def test_make_vec_env_other_env() -> None:
     vec_env.close()
 
 
+@pytest.mark.slow
 def test_make_vec_env_subprocess() -> None:
     vec_env = make_vec_env("BabyAI-GoToLocal-v0", n_envs=2, seed=0, vec_env_cls=SubprocVecEnv)
     try:

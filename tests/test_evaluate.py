@@ -9,13 +9,16 @@ from typing import Any
 
 import numpy as np
 import pytest
+from gymnasium.envs.classic_control.cartpole import CartPoleEnv
 from PIL import Image
 
 from agents import MemoryPPO
+from agents.evaluation import evaluate_model
 from agents.loading import load_model
 from envs import make_vec_env
+from envs.suites import HELDOUT_SEEDS
 from runners import evaluate
-from runners.cli import run_main
+from runners.cli import evaluation_envs, run_main
 
 ROW_FIELDS = {
     "env",
@@ -83,6 +86,7 @@ def check_row(row: dict[str, Any], episodes: int) -> None:
     assert row["mean_length"] > 0 and isinstance(row["seeds"], str)
 
 
+@pytest.mark.slow
 def test_evaluate_env_writes_table_json_gif_and_attention(
     models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -117,6 +121,7 @@ def test_evaluate_env_writes_table_json_gif_and_attention(
     assert not list(tmp_path.glob("*.tmp"))
 
 
+@pytest.mark.slow
 def test_evaluate_suite_reports_every_side(
     models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -134,6 +139,7 @@ def test_evaluate_suite_reports_every_side(
     assert all(row["side"] in table for row in rows)
 
 
+@pytest.mark.slow
 def test_evaluate_a_recurrent_model_with_a_gif(models: dict[str, Path], tmp_path: Path) -> None:
     gif_path, rows_path = tmp_path / "lstm.gif", tmp_path / "rows.json"
     argv = [str(models["lstm"]), "--suite", "held-out-pairs", "--episodes", "3", "--n-envs", "3"]
@@ -159,6 +165,41 @@ def test_cartpole_is_greedy_by_default_and_has_no_success_signal(
     assert row["success_ci95"] is None and row["mean_length"] > 0
     assert run_main(evaluate.main, [*argv, "--stochastic", "--json", str(rows_path)]) == 0
     assert json.loads(rows_path.read_text())[0]["protocol"] == "sampled"
+
+
+def test_runners_and_runners_evaluate_draw_the_same_explicit_heldout_levels(
+    models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a plain env, the runners' held-out evaluation (``runners.cli.evaluation_envs``, what the periodic
+    and final evaluations run) and ``runners.evaluate --env`` reset every episode with an explicit held-out
+    seed, the same sequence for the same envs and seed: never the env's own generator after a first seeded
+    reset (which the runners did before)."""
+    model = load_model(models["cartpole"])
+    n_envs, seed, episodes = 3, 2, 7
+    reset_seeds: list[int | None] = []
+    original_reset = CartPoleEnv.reset
+
+    def spy(self: CartPoleEnv, *, seed: int | None = None, options: dict | None = None) -> Any:
+        reset_seeds.append(seed)
+        return original_reset(self, seed=seed, options=options)
+
+    monkeypatch.setattr(CartPoleEnv, "reset", spy)
+    envs, descriptions = evaluation_envs("CartPole-v1", None, n_envs, seed)
+    evaluate_model(model, envs["heldout"], episodes, deterministic=True)
+    envs["heldout"].close()
+    by_runners, reset_seeds[:] = list(reset_seeds), []
+
+    argv = ["model.zip", "--env", "CartPole-v1", "--n-envs", str(n_envs), "--seed", str(seed)]
+    args = evaluate.build_parser().parse_args([*argv, "--episodes", str(episodes), "--deterministic"])
+    (side,) = evaluate.evaluation_sides(args)
+    row = evaluate.evaluate_side(model, side, args)
+    by_evaluate = list(reset_seeds)
+
+    assert len(by_runners) >= episodes and by_runners == by_evaluate
+    assert all(s is not None and s in HELDOUT_SEEDS for s in by_runners)
+    # Env rank cycles through every n_envs-th held-out seed from the rank-th, starting where seed says.
+    assert by_runners[:n_envs] == [HELDOUT_SEEDS[rank::n_envs][seed + rank] for rank in range(n_envs)]
+    assert descriptions["heldout"] == f"CartPole-v1, seeds {row['seeds']}"
 
 
 def test_attention_plot_of_a_tlb_model_with_a_separate_critic_memory(

@@ -157,6 +157,7 @@ def test_run(env: str) -> None:
     model.learn(total_timesteps=32)
 
 
+@pytest.mark.slow
 def test_run_sde() -> None:
     model = MemoryPPO(
         "MlpLstmPolicy",

@@ -57,6 +57,7 @@ def parameters(model: MemoryPPO) -> list[torch.Tensor]:
     return [p.detach().clone() for p in model.policy.parameters()]
 
 
+@pytest.mark.slow
 def test_same_seed_same_parameters() -> None:
     # Built one after the other: torch's RNG is global, and MemoryPPO seeds it when a model is built.
     a = tiny_model()
@@ -73,6 +74,7 @@ def final_parameters(run_dir: Path) -> list[torch.Tensor]:
     return parameters(MemoryPPO.load(run_dir / "model.zip"))
 
 
+@pytest.mark.slow
 def test_sigterm_saves_and_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
     total = ["--total-steps", "3200", "--checkpoint-freq", "128"]
     straight = tmp_path / "straight"
@@ -100,6 +102,7 @@ def test_sigterm_saves_and_resume_equals_an_uninterrupted_run(tmp_path: Path) ->
     assert all(torch.equal(x, y) for x, y in zip(final_parameters(straight), parameters(resumed)))
 
 
+@pytest.mark.slow
 def test_resume_extends_a_finished_run_exactly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``--resume RUN --total-steps N`` trains a finished run on to N, equal to a run trained to N at once,
     and records the new total so that a later resume continues to it."""
@@ -151,6 +154,7 @@ def test_a_resume_with_nothing_to_train_is_a_one_line_refusal(
     assert {path: path.stat().st_mtime_ns for path in run_dir.rglob("*") if path.is_file()} == before
 
 
+@pytest.mark.slow
 def test_truncated_checkpoint_is_refused_and_the_previous_one_resumes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -334,6 +338,7 @@ def test_a_memory_state_that_does_not_load_resets_the_envs_instead_of_the_memory
     assert np.all(recorder.starts[0])  # every env starts a new episode with a fresh memory
 
 
+@pytest.mark.slow
 def test_resume_says_when_the_checkpoint_memory_state_cannot_be_loaded_here(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -80,6 +80,7 @@ def table_rows(text: str) -> dict[str, list[str]]:
     return rows
 
 
+@pytest.mark.slow
 def test_the_generalization_table_has_every_side_and_the_gap_is_train_minus_heldout(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -117,6 +118,7 @@ def test_the_generalization_table_has_every_side_and_the_gap_is_train_minus_held
     assert section((tmp_path / "report.md").read_text(), f"## Generalization: {SUITE}") == view
 
 
+@pytest.mark.slow
 def test_the_gap_is_the_iqm_of_per_run_differences() -> None:
     """Seeds that differ: the gap is the IQM of each run's train - held-out score (with 3 runs, their mean),
     not the difference of the sides' IQMs, and its interval comes from the same seeded bootstrap."""
@@ -142,6 +144,7 @@ def test_the_gap_is_the_iqm_of_per_run_differences() -> None:
     assert group_suites([Run(**{**vars(runs[0]), "final": {"heldout": {}}})]) == []  # plain env
 
 
+@pytest.mark.slow
 def test_a_run_missing_a_heldout_side_is_marked_missing_and_warned_about(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -164,6 +167,7 @@ def test_a_run_missing_a_heldout_side_is_marked_missing_and_warned_about(
     assert (tmp_path / "plots" / f"generalization_{SUITE}.png").is_file()
 
 
+@pytest.mark.slow
 def test_a_side_no_run_of_a_memory_has_is_missing_for_all_its_runs(tmp_path: Path) -> None:
     write_study(tmp_path, seeds=2)
     for seed in range(2):

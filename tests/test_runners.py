@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from agents.command_line import MEMORY_FLAGS, memory_flag_help
+from policies.memories import MEMORY_CLASSES, GRUMemory
 from runners import ppo
 from runners.cli import run_main
 
@@ -61,6 +63,7 @@ def test_ppo_cli_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert final["episodes"] == 2 and 0.0 <= final["success_rate"] <= 1.0
 
 
+@pytest.mark.slow
 def test_ppo_cli_on_a_suite_logs_every_side(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run_dir = tmp_path / "run"
     argv = [*TINY, "--suite", "memory-length", "--eval-freq", "0", "--logdir", str(run_dir)]
@@ -218,3 +221,20 @@ def test_help_shows_each_default_once(runner: str, capsys: pytest.CaptureFixture
     if runner == "ppo":
         assert "hidden size (lstm, gru; default 128)" in out and "(default 128) (default" not in out
         assert "discount, in [0, 1] (default: 0.99)" in out
+
+
+def test_memory_flag_help_reads_the_constructors_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memory flags' help texts name the memories that take each flag and the defaults their
+    constructors declare, never a copy of them: change a default and the help follows."""
+    assert MEMORY_FLAGS["--d-model"][2].endswith("(tlb, tlb-paper, transformer; default 128)")
+    assert MEMORY_FLAGS["--normalize-latents"][2].endswith("(tlb, tlb-paper; default on, tlb-paper off)")
+    assert MEMORY_FLAGS["--input-shift"][2].endswith("default min(2, chunk_size), tlb-paper 0)")
+
+    class NarrowGRU(GRUMemory):
+        def __init__(
+            self, input_dim: int, hidden_size: int = 24, n_layers: int = 1, rnn_kwargs: dict | None = None
+        ) -> None:
+            super().__init__(input_dim, hidden_size, n_layers, rnn_kwargs)
+
+    monkeypatch.setitem(MEMORY_CLASSES, "gru", NarrowGRU)
+    assert memory_flag_help("hidden_size", "hidden size") == "hidden size (lstm, gru; default 128, gru 24)"

@@ -149,6 +149,7 @@ def test_run_seeds_give_disjoint_training_env_seeds(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------- whole studies on Ray Tune
 
 
+@pytest.mark.slow
 def test_a_local_study_writes_trials_plots_and_report(tmp_path: Path) -> None:
     out = tmp_path / "study"
     result = run_study(
@@ -209,6 +210,7 @@ def test_the_speed_yardstick_counts_matmul_flops_and_restores_the_thread_count()
     assert 0.1 < gflops < 10_000
 
 
+@pytest.mark.slow
 def test_a_failed_trial_is_recorded_and_the_others_complete(tmp_path: Path) -> None:
     out = tmp_path / "study"
     # tlb with 3 heads cannot split d_model 16; lstm takes no n_heads and runs.
@@ -239,6 +241,7 @@ def test_a_failed_trial_is_recorded_and_the_others_complete(tmp_path: Path) -> N
     assert "| lstm | 1 |" in (out / "report.md").read_text()
 
 
+@pytest.mark.slow
 def test_resume_after_an_interruption_reruns_no_finished_trial(tmp_path: Path) -> None:
     out = tmp_path / "study"
     argv = ["--env", ENV_ID, "--memories", "lstm,none", "--seeds", "0", "--max-concurrent", "1", *TINY]

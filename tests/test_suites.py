@@ -97,6 +97,7 @@ def test_vec_env_seeding_never_leaks_a_seed_outside_the_side(vec_seed: int) -> N
     assert not set(spies[0].seeds) & set(spies[1].seeds)
 
 
+@pytest.mark.slow
 def test_subprocess_envs_reset_with_the_side_seeds() -> None:
     side = get_suite("unseen-seeds", "MiniGrid-Empty-5x5-v0").heldout[0]
     vec_env = side.make_vec_env(2, seed=3, vec_env_cls=SubprocVecEnv)

@@ -12,7 +12,7 @@ over the time axis, including episode starts anywhere in the sequence.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -50,6 +50,10 @@ class Memory(nn.Module, ABC):
     :param input_dim: width of the per-step feature vectors fed to the memory
     :param output_dim: width of the per-step outputs (set by subclasses)
     """
+
+    # Constructor arguments whose default is None because the memory resolves it from others, with what it
+    # resolves to in words (help texts read every other default from the constructor's signature).
+    RESOLVED_DEFAULTS: ClassVar[dict[str, str]] = {}
 
     def __init__(self, input_dim: int) -> None:
         super().__init__()

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -52,6 +52,8 @@ from policies.memories.base import (
 )
 
 GATES = ("none", "gru")
+# The input shift when none is given: this many earlier steps, or chunk_size if smaller.
+DEFAULT_INPUT_SHIFT = 2
 SHIFT_MIXINGS = ("dense", "channel")
 UNKNOWN_WEIGHTS = -1  # a state's caches were made with weights of unknown fingerprint
 
@@ -89,6 +91,8 @@ class TemporalLatentBottleneck(Memory):
     :param input_dim: width of the memory's inputs (defaults to ``d_model``; otherwise projected)
     """
 
+    RESOLVED_DEFAULTS: ClassVar[dict[str, str]] = {"input_shift": f"min({DEFAULT_INPUT_SHIFT}, chunk_size)"}
+
     def __init__(
         self,
         d_model: int = 128,
@@ -118,7 +122,7 @@ class TemporalLatentBottleneck(Memory):
                 "the slow latents; use cross_every <= n_layers"
             )
         if input_shift is None:
-            input_shift = min(2, chunk_size)
+            input_shift = min(DEFAULT_INPUT_SHIFT, chunk_size)
         if int(input_shift) != input_shift or not 0 <= input_shift <= chunk_size:
             raise ValueError(
                 f"input_shift must be an integer from 0 to chunk_size={chunk_size}, got {input_shift!r} "
