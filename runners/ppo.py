@@ -431,10 +431,10 @@ def load_newest_checkpoint(directory: Path, env: VecEnv, device: str) -> tuple[M
     raise UsageError(f"no loadable checkpoint in {directory} ({'; '.join(problems) or 'none found'})")
 
 
-def resume_from_checkpoint(resume_dir: Path, env: VecEnv, device: str) -> MemoryPPO:
-    """The run's newest loadable checkpoint on ``device`` with its RNGs, envs and memory state restored; the
-    envs are reset instead where their episodes cannot continue exactly (envs not restored, or a memory state
-    that did not load), and the second case is said on stderr."""
+def resume_from_checkpoint(resume_dir: Path, env: VecEnv, device: str) -> tuple[MemoryPPO, Path]:
+    """The run's newest loadable checkpoint on ``device`` with its RNGs, envs and memory state restored, and
+    that checkpoint's path; the envs are reset instead where their episodes cannot continue exactly (envs not
+    restored, or a memory state that did not load), and the second case is said on stderr."""
     model, checkpoint = load_newest_checkpoint(resume_dir / "checkpoints", env, device)
     stats = checkpoint.with_name(checkpoint.name.replace("model_", "vecnormalize_").replace(".zip", ".pkl"))
     if isinstance(env, VecNormalize) and stats.is_file():
@@ -449,8 +449,7 @@ def resume_from_checkpoint(resume_dir: Path, env: VecEnv, device: str) -> Memory
             file=sys.stderr,
         )
         model._last_obs = None
-    print(f"resuming {resume_dir} from {checkpoint.name} at step {model.num_timesteps:,} on {model.device}")
-    return model
+    return model, checkpoint
 
 
 def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int:
@@ -487,11 +486,14 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
     # Build everything that can fail on bad input before anything is written to disk.
     env, eval_envs, eval_seeds = training_envs(args)
     if resume_dir is not None:
-        model = resume_from_checkpoint(resume_dir, env, args.device)
+        model, checkpoint = resume_from_checkpoint(resume_dir, env, args.device)
         extended = "total_steps" in overrides
         resume_total_steps(resume_dir, model.num_timesteps, args.total_steps, extended)
         if extended:
             record_extension(resume_dir, model.num_timesteps, args.total_steps, command)
+        print(
+            f"resuming {resume_dir} from {checkpoint.name} at step {model.num_timesteps:,} on {model.device}"
+        )
         run_dir = resume_dir
     else:
         model = build_model(args, env, memory_kwargs)
