@@ -40,7 +40,7 @@ from envs.suites import heldout_side, training_env_seed
 from policies.memories import MEMORY_CLASSES, memory_parameters
 
 BENCHMARK = "memory"
-# The script's own short names for two of the benchmark's tasks (the README's commands use them).
+# The script's own short names for two of the benchmark's tasks (docs/results/history.md's commands use them).
 ALIASES = {"cartpole-novel": "CartPoleNoVel", "memory-s7": "MemoryS7"}
 # Settings the task must give: this script has no defaults of its own for them.
 REQUIRED = ("total_steps", "n_envs", "eval_freq", "eval_episodes")
