@@ -19,17 +19,17 @@ evaluator does; the same levels for every memory) on:
 
 The demos are DART demos by default (``--demo-noise 0.3``, in ``runs/demos/<env>-noise0.3.npz``): the bot
 executes a random move 30% of the time and the demos store its correcting action, so they show how to
-leave the states a cloned policy reaches after a mistake. tlb gains most from them (over three seeds 0.790
-on plain demos, 0.900 on DART demos; tlb-paper 0.863 and 0.867; see docs/results/bc-benchmark.md): on plain demos
-today's tlb, whose input shift hands it the previous observations, repeats its previous action into walls
-until the time limit.
+leave the states a cloned policy reaches after a mistake. tlb gains most from them (over three seeds
+0.790 on plain demos, 0.900 on DART demos; tlb-paper 0.863 and 0.867; see docs/results/bc-benchmark.md): on
+plain demos today's tlb, whose input shift hands it the previous observations, repeats its previous action
+into walls until the time limit.
 
 Each training episode is shown under a random relabelling of its colours and of the types ball, box and
 key (``--relabel colors+types``, the default; ``envs.relabelling``), a symmetry of GoToLocal: the bot acts the
 same in the relabelled level. It stops the memories from learning the demos' colour/type combinations by
 heart. Over three seeds it lifted tlb from 0.900 to 0.990 and lstm from 0.867 to 0.980 on DART demos, and
-validation accuracy from about 0.80 to 0.94-0.97 (docs/results/bc-benchmark.md). ``--relabel none`` trains on the
-demos as they are.
+validation accuracy from about 0.80 to 0.94-0.97 (docs/results/bc-benchmark.md). ``--relabel none`` trains
+on the demos as they are.
 
 Prints one table: epochs done, training frames per second, validation accuracy, and success rates with
 95% Wilson intervals; plus the time demo generation and one BC epoch take at the full size (5000 demos),
