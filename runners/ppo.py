@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import json
+import os
 import shutil
 import sys
 import time
@@ -68,6 +70,28 @@ from runners.cli import (
 )
 
 PPO_DEFAULTS = PPOHyperparameters()
+# With this many cores envs stepped in subprocesses beat envs stepped one after another in the trainer
+# (which, with a GPU, waits on them; on a CPU its torch threads need the cores too).
+SUBPROC_MIN_CORES = 4
+# forkserver: workers start from a clean process (no copy of the trainer's torch threads or CUDA context,
+# which fork would inherit), once, and then each env step is a message to an already running worker.
+SUBPROC_START_METHOD = "forkserver"
+
+
+def use_subprocesses(requested: bool | None, n_envs: int, threads: int | None) -> bool:
+    """``--subproc``: as requested, or by default when the run has cores to spread its envs over: the
+    machine's, or as many as ``--threads`` gives it (a study's trial gets its share of the machine so)."""
+    if requested is not None:
+        return requested
+    cores = threads if threads is not None else (os.cpu_count() or 1)
+    return n_envs >= 2 and cores >= SUBPROC_MIN_CORES
+
+
+def vec_env_class(subproc: bool) -> Any:
+    """DummyVecEnv, or SubprocVecEnv with the start method above (as a class ``make_vec_env`` calls)."""
+    if not subproc:
+        return DummyVecEnv
+    return functools.partial(SubprocVecEnv, start_method=SUBPROC_START_METHOD)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,7 +118,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--total-steps", type=positive_int, default=500_000, help="environment frames to train"
     )
     parser.add_argument("--n-envs", type=positive_int, default=16, help="parallel environments")
-    parser.add_argument("--subproc", action="store_true", help="run the envs in subprocesses")
+    parser.add_argument(
+        "--subproc",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"run the envs in subprocesses, one per env (default: with 2 or more envs when the run has "
+        f"{SUBPROC_MIN_CORES} or more cores: the machine's, or --threads)",
+    )
     parser.add_argument(
         "--previous-action-reward",
         action=argparse.BooleanOptionalAction,
@@ -288,7 +318,7 @@ def policy_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def training_envs(args: argparse.Namespace) -> tuple[VecEnv, dict[str, VecEnv], dict[str, str]]:
     """The training env and the named evaluation envs (with their seed ranges, for the summary)."""
-    vec_env_cls = SubprocVecEnv if args.subproc else DummyVecEnv
+    vec_env_cls = vec_env_class(args.subproc)
     suite = get_suite(args.suite, args.env) if args.suite else None
     env_seed = training_env_seed(args.seed)
     if suite is not None and args.previous_action_reward:
@@ -398,6 +428,7 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         args = resume_arguments(resume_dir)
         args.device = device_override(argv) or args.device
     check_device(args.device)
+    args.subproc = use_subprocesses(args.subproc, args.n_envs, args.threads)
     args.stochastic_eval = resolve_stochastic_eval(
         args.stochastic_eval, get_suite(args.suite, args.env).train.env_id if args.suite else args.env
     )
@@ -488,9 +519,11 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         run_dir / "run_summary.json",
         {"frames": model.num_timesteps, "frames_this_session": frames, "seconds": elapsed, "fps": fps},
     )
+    where_envs_ran = f"envs in {'subprocesses' if args.subproc else 'the main process'}"
     rows = [
         ("env / memory", f"{env_description(args)} / {args.memory} {memory_kwargs or '(defaults)'}"),
         ("frames", f"{model.num_timesteps:,} ({frames:,} in {elapsed:.0f} s, {fps:,.0f} frames/s)"),
+        ("time", f"{model.time_spent.summary(elapsed)}, {where_envs_ran}"),
     ]
     for name, result in final.items():
         rows.append((f"success {name}", describe_result(result, eval_seeds[name])))
