@@ -27,6 +27,7 @@ from agents.ppo import RunningMeans
 from envs import make_vec_env
 from policies import host_sync
 from policies.encoder import BabyAIFeaturesExtractor
+from policies.memories.tlb import MAX_STAMPS, TemporalLatentBottleneck
 
 MEMORIES: dict[str, dict[str, Any]] = {
     "tlb": dict(d_model=16, n_heads=2, chunk_size=5, n_latents=2),
@@ -172,3 +173,22 @@ def test_the_guard_catches_a_host_read() -> None:
     model.learn(model.n_steps * model.n_envs)
     with pytest.raises(AssertionError, match="host read"):
         rollout_steps(model, prepared_steps(model, 12), RefuseHostReads)
+
+
+def test_a_state_stays_known_while_side_steps_stamp_states_that_are_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A rollout's state is continued after side steps whose states are dropped at once (the bootstrap values
+    at time limits and at the rollout's end): it must still be known as stamped, or the next step reads its
+    fingerprints on the host. Dropped states' ids are reused by later tensors, so they are forgotten."""
+    monkeypatch.setattr(host_sync, "HOST_READS_ON_CPU", False)
+    torch.manual_seed(0)
+    memory = TemporalLatentBottleneck(d_model=16, n_heads=2, input_dim=12)
+    x, starts = torch.randn(2, 12), torch.zeros(2, dtype=torch.bool)
+    with torch.no_grad():
+        _, state = memory.step(x, memory.initial_state(2), starts)
+        for _ in range(3 * MAX_STAMPS):
+            memory.step(x, state, starts)  # a side step from the same state; its state is dropped
+            memory.step(x, memory.initial_state(2), starts)
+        with RefuseHostReads():
+            memory.step(x, state, starts)

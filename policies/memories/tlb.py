@@ -227,6 +227,10 @@ class TemporalLatentBottleneck(Memory):
             self._parameters_cache = list(self.parameters())
         return self._parameters_cache
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Weak references cannot be pickled; a copy has stamped no state anyway.
+        return {**self.__dict__, "_stamps": {}}
+
     def _apply(self, *args: Any, **kwargs: Any) -> TemporalLatentBottleneck:
         # .to(), .float(), ...: parameters may be new objects with other bytes.
         self._parameters_cache, self._fingerprint_memo, self._stamps = None, None, {}
@@ -381,6 +385,16 @@ class TemporalLatentBottleneck(Memory):
         self, x: torch.Tensor, state: MemoryState, episode_start: torch.Tensor
     ) -> tuple[torch.Tensor, MemoryState]:
         return self.step_with_reads(x, state, episode_start, reads=None)
+
+    def _stamp(self, fingerprints: torch.Tensor, version: int) -> None:
+        """Remember ``fingerprints`` (a returned state's) as stamped with the weights of ``version``: the most
+        recent ``MAX_STAMPS`` of them, by id, forgetting those no longer alive (whose ids may be reused)."""
+        stamps = {key: stamp for key, stamp in self._stamps.items() if stamp[0]() is not None}
+        stamps.pop(id(fingerprints), None)  # re-inserted last: it is the newest
+        stamps[id(fingerprints)] = (weakref.ref(fingerprints), version)
+        while len(stamps) > MAX_STAMPS:
+            del stamps[next(iter(stamps))]
+        self._stamps = stamps
 
     def _refresh_stale(
         self, state: MemoryState, fingerprint: torch.Tensor, stamped: bool | None
@@ -553,10 +567,7 @@ class TemporalLatentBottleneck(Memory):
             weights_fingerprint=state["weights_fingerprint"],
         )
         # Every row of this state now carries the current fingerprint: a step continuing it needs no check.
-        stamped_tensor = state["weights_fingerprint"]
-        self._stamps[id(stamped_tensor)] = (weakref.ref(stamped_tensor), version)
-        while len(self._stamps) > MAX_STAMPS:
-            del self._stamps[next(iter(self._stamps))]
+        self._stamp(state["weights_fingerprint"], version)
         return y, new_state
 
     def sequence(
