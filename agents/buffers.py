@@ -56,7 +56,14 @@ class SequenceStorage:
                 "choose a sequence_length that divides n_steps"
             )
         self.sequence_length = sequence_length
-        self.memory_states: dict[str, np.ndarray] = {}
+        self._memory_states: dict[str, np.ndarray] = {}
+        # States recorded during the rollout, still as the policy's tensors: copied to the host together
+        # when first read, so that recording one is no host synchronisation inside the rollout on a GPU.
+        self._pending_states: list[tuple[int, MemoryState]] = []
+
+    def reset(self) -> None:
+        super().reset()  # type: ignore[misc]
+        self._pending_states = []  # an interrupted rollout's states are not this one's
 
     @property
     def sequences_per_env(self) -> int:
@@ -66,12 +73,23 @@ class SequenceStorage:
         """Record the memory state before the step about to be added, which must start a sequence."""
         if self.pos % self.sequence_length != 0:
             raise RuntimeError(f"step {self.pos} does not start a sequence of length {self.sequence_length}")
-        index = self.pos // self.sequence_length
-        for key, value in state.items():
-            if key not in self.memory_states:
-                shape = (self.sequences_per_env, self.n_envs, *value.shape[1:])
-                self.memory_states[key] = np.zeros(shape, dtype=value.detach().cpu().numpy().dtype)
-            self.memory_states[key][index] = value.detach().cpu().numpy()
+        self._pending_states.append(
+            (self.pos // self.sequence_length, {k: v.detach() for k, v in state.items()})
+        )
+
+    @property
+    def memory_states(self) -> dict[str, np.ndarray]:
+        """The recorded states, [sequences_per_env, n_envs, ...] per key, as numpy arrays."""
+        if self._pending_states:
+            pending, self._pending_states = self._pending_states, []
+            indices = [index for index, _ in pending]
+            for key in pending[0][1]:
+                values = torch.stack([state[key] for _, state in pending]).cpu().numpy()
+                if key not in self._memory_states:
+                    shape = (self.sequences_per_env, self.n_envs, *values.shape[2:])
+                    self._memory_states[key] = np.zeros(shape, dtype=values.dtype)
+                self._memory_states[key][indices] = values
+        return self._memory_states
 
     def _as_sequences(self, array: np.ndarray) -> np.ndarray:
         """[n_steps, n_envs, ...] -> [n_sequences, L, ...] with sequence id = index_in_env * n_envs + env."""

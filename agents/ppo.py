@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import pathlib
+import time
 import warnings
 import zipfile
 from collections.abc import Iterable
@@ -89,6 +90,37 @@ class RunningMeans:
         return {name: float(total) / self.counts[name] for name, total in self.sums.items()}
 
 
+class TimeSpent:
+    """Where training's wall-clock time goes: stepping the envs (``env``), the policy's rollout steps with
+    the copy of their actions to the host (``policy``), and the PPO updates (``update``); the rest is the
+    rollout buffer, callbacks and logging.
+
+    Totals since the model was built or loaded (not saved with it), and since the last ``record``, which
+    logs the latter as ``time/env_s``, ``time/policy_s`` and ``time/update_s`` (the update's seconds appear
+    with the next rollout's, as SB3 logs ``train/*`` keys after the update that made them)."""
+
+    KINDS = ("env", "policy", "update")
+
+    def __init__(self) -> None:
+        self.total = dict.fromkeys(self.KINDS, 0.0)
+        self.since_record = dict.fromkeys(self.KINDS, 0.0)
+
+    def add(self, **seconds: float) -> None:
+        for kind, value in seconds.items():
+            self.total[kind] += value
+            self.since_record[kind] += value
+
+    def record(self, logger: Any) -> None:
+        for kind, value in self.since_record.items():
+            logger.record(f"time/{kind}_s", round(value, 3))
+        self.since_record = dict.fromkeys(self.KINDS, 0.0)
+
+    def summary(self, elapsed: float) -> str:
+        """One line: each kind's seconds and share of ``elapsed`` (e.g. a run's wall-clock time)."""
+        share = {kind: self.total[kind] / max(elapsed, 1e-9) for kind in self.KINDS}
+        return ", ".join(f"{kind} {self.total[kind]:,.1f} s ({share[kind]:.0%})" for kind in self.KINDS)
+
+
 def default_sequence_length(n_steps: int, batch_size: int, longest: int = MAX_DEFAULT_SEQUENCE_LENGTH) -> int:
     """The largest length up to ``longest`` that divides both ``n_steps`` and ``batch_size``."""
     return max(
@@ -156,6 +188,7 @@ class MemoryPPO(PPO):
                 )
         self.sequence_length = sequence_length
         self._last_memory_state: MemoryState | None = None
+        self.time_spent = TimeSpent()
         with warnings.catch_warnings():
             # SB3's PPO warns of a "truncated mini-batch" when batch_size exceeds the rollout (RecurrentPPO's
             # n_steps=16 with its batch_size=128): the whole rollout is then one minibatch, nothing is lost.
@@ -188,6 +221,9 @@ class MemoryPPO(PPO):
             memory_kwargs = {**recorded, **memory_kwargs}
             self.policy_kwargs = {**self.policy_kwargs, "memory_kwargs": memory_kwargs}
             self.policy.memory_kwargs = memory_kwargs
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "time_spent"]  # this session's, not the model's
 
     @classmethod
     def load(  # type: ignore[override]
@@ -271,12 +307,14 @@ class MemoryPPO(PPO):
 
     def train(self) -> None:
         """SB3's PPO update; NaN outputs (which torch.distributions refuses) become ``TrainingDiverged``."""
+        begin = time.perf_counter()
         try:
             super().train()
         except ValueError as error:
             if "invalid values" not in str(error):
                 raise
             raise TrainingDiverged(self.num_timesteps, "the policy's outputs are NaN or infinite") from None
+        self.time_spent.add(update=time.perf_counter() - begin)
 
     def terminal_values(
         self, envs: list[int], infos: list[dict[str, Any]], memory_state: MemoryState
@@ -324,6 +362,7 @@ class MemoryPPO(PPO):
             if n_steps % self.sequence_length == 0:
                 rollout_buffer.add_sequence_state(memory_state)
 
+            begin = time.perf_counter()
             with torch.no_grad():
                 obs_tensor = obs_as_tensor(self._last_obs, self.device)  # type: ignore[arg-type]
                 episode_starts = torch.as_tensor(self._last_episode_starts, device=self.device).bool()
@@ -331,7 +370,8 @@ class MemoryPPO(PPO):
                     obs_tensor, memory_state, episode_starts
                 )
                 diagnostics.add(self.policy.memory_diagnostics(memory_state))
-            actions = actions.cpu().numpy()
+            actions = actions.cpu().numpy()  # the step's one wait for the device
+            after_policy = time.perf_counter()
 
             clipped_actions = actions
             if isinstance(self.action_space, spaces.Box):
@@ -341,6 +381,7 @@ class MemoryPPO(PPO):
                     clipped_actions = np.clip(actions, self.action_space.low, self.action_space.high)
 
             new_obs, rewards, dones, infos = env.step(clipped_actions)
+            self.time_spent.add(policy=after_policy - begin, env=time.perf_counter() - after_policy)
             # SubprocVecEnv stacks MiniGrid's Python-int rewards into an int64 array (DummyVecEnv's buffer is
             # float): the time-limit bootstrap below adds a float to it, so take rewards as floats here.
             rewards = np.asarray(rewards, dtype=np.float32)
@@ -388,6 +429,7 @@ class MemoryPPO(PPO):
         rollout_buffer.compute_returns_and_advantage(last_values=values, dones=dones)
         for name, mean in diagnostics.means().items():
             self.logger.record(f"memory/{name}", mean)
+        self.time_spent.record(self.logger)
 
         callback.update_locals(locals())
         callback.on_rollout_end()

@@ -16,6 +16,15 @@ tlb >= 0.5x lstm. Also the drop-in comparison: sb3-contrib's ``RecurrentPPO("Mlp
 ``MemoryPPO("MlpLstmPolicy", ...)`` built with the same arguments (only the class name differs; LSTM of
 RecurrentPPO's default size, critic LSTM included), and the speed-up of the second over the first.
 
+On a GPU (``--device cuda``), with the envs in subprocesses (``--subproc``) and more of them
+(``--n-envs 64``), the measurement of the issue's GPU targets (``benchmarks/gpu_checks.sh``):
+
+    python benchmarks/throughput.py --device cuda --n-envs 64 --subproc --models tlb none --threads 4
+
+tlb >= 0.9x MemoryPPO(none) there, and >= 3x its own frames/s on one CPU thread (``--device cpu
+--threads 1``). ``--models`` picks the models (``lstm`` is MemoryPPO's, ``recurrentppo`` sb3-contrib's);
+each MemoryPPO line also says where its time went (env stepping, policy steps, updates).
+
 The models are interleaved round by round in one process so machine noise hits them alike. Prints frames
 per second (rollout + training) and the ratios. ``--count-flops`` then trains each model for one more
 rollout under torch's FLOP counter and prints its arithmetic per rollout (the fused LSTM kernels of
@@ -27,6 +36,7 @@ arithmetic over MemoryPPO(none) takes at one thread's peak matrix-multiply rate,
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -41,7 +51,9 @@ from stable_baselines3.common.torch_layers import CombinedExtractor
 from torch.utils.flop_counter import FlopCounterMode
 
 from agents import MemoryPPO
+from agents.ppo import TimeSpent
 from envs import make_vec_env
+from envs.make import vec_env_class
 from policies.encoder import BabyAIFeaturesExtractor
 from studies.machine import single_thread_gflops
 
@@ -51,9 +63,20 @@ from memory_tasks import MEMORY_KWARGS, TASKS, make_envs  # noqa: E402
 NONE_RATIO_TARGET = 0.85  # BabyAI: MemoryPPO(tlb) frames/s against MemoryPPO(none)'s
 
 
+# --models: name on the command line -> label in the output.
+BABYAI_MODELS = {
+    "tlb": "MemoryPPO(tlb)",
+    "recurrentppo": "RecurrentPPO(lstm)",
+    "ppo": "PPO(no memory)",
+    "none": "MemoryPPO(none)",
+    "lstm": "MemoryPPO(lstm)",
+}
+DEFAULT_BABYAI_MODELS = ("tlb", "recurrentppo", "ppo", "none")
+
+
 def babyai_builders(args: argparse.Namespace) -> dict[str, Callable[[], BaseAlgorithm]]:
     common: dict[str, Any] = dict(
-        n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs, seed=0, device="cpu"
+        n_steps=args.n_steps, batch_size=args.batch_size, n_epochs=args.n_epochs, seed=0, device=args.device
     )
     # "babyai": all use our BabyAI encoder; "flat": all use SB3's CombinedExtractor (flattened cell codes,
     # direction and mission ids), where the memory's own cost is most of the work.
@@ -64,7 +87,7 @@ def babyai_builders(args: argparse.Namespace) -> dict[str, Callable[[], BaseAlgo
     )
 
     def env() -> Any:
-        return make_vec_env(args.env, n_envs=args.n_envs, seed=0)
+        return make_vec_env(args.env, n_envs=args.n_envs, seed=0, vec_env_cls=vec_env_class(args.subproc))
 
     def memory_ppo(memory: str, memory_kwargs: dict[str, Any]) -> BaseAlgorithm:
         return MemoryPPO(
@@ -75,17 +98,19 @@ def babyai_builders(args: argparse.Namespace) -> dict[str, Callable[[], BaseAlgo
             **common,
         )
 
-    return {
-        "MemoryPPO(tlb)": lambda: memory_ppo("tlb", dict(d_model=args.width, chunk_size=8, n_latents=4)),
-        "RecurrentPPO(lstm)": lambda: RecurrentPPO(
+    builders: dict[str, Callable[[], BaseAlgorithm]] = {
+        "tlb": lambda: memory_ppo("tlb", dict(d_model=args.width, chunk_size=8, n_latents=4)),
+        "recurrentppo": lambda: RecurrentPPO(
             "MultiInputLstmPolicy",
             env(),
             policy_kwargs=dict(lstm_hidden_size=args.width, **encoder),
             **common,
         ),
-        "PPO(no memory)": lambda: PPO("MultiInputPolicy", env(), policy_kwargs=encoder, **common),
-        "MemoryPPO(none)": lambda: memory_ppo("none", {}),
+        "ppo": lambda: PPO("MultiInputPolicy", env(), policy_kwargs=encoder, **common),
+        "none": lambda: memory_ppo("none", {}),
+        "lstm": lambda: memory_ppo("lstm", dict(hidden_size=args.width)),
     }
+    return {BABYAI_MODELS[name]: builders[name] for name in args.models}
 
 
 def cartpole_builders(args: argparse.Namespace) -> dict[str, Callable[[], BaseAlgorithm]]:
@@ -101,7 +126,7 @@ def cartpole_builders(args: argparse.Namespace) -> dict[str, Callable[[], BaseAl
             "MlpPolicy",
             train_env,
             seed=0,
-            device="cpu",
+            device=args.device,
             policy_kwargs=dict(memory=memory, memory_kwargs=memory_kwargs, **task.policy),
             **ppo,
         )
@@ -111,7 +136,7 @@ def cartpole_builders(args: argparse.Namespace) -> dict[str, Callable[[], BaseAl
         train_env, _ = make_envs("cartpole-novel", ppo.pop("n_envs"), seed=0)
         ppo.pop("sequence_length")  # MemoryPPO's default: the largest divisor of n_steps and batch_size <= 32
         return algorithm(
-            "MlpLstmPolicy", train_env, seed=0, device="cpu", policy_kwargs=dict(task.policy), **ppo
+            "MlpLstmPolicy", train_env, seed=0, device=args.device, policy_kwargs=dict(task.policy), **ppo
         )
 
     builders = {
@@ -129,6 +154,21 @@ def main() -> None:
     parser.add_argument("--task", choices=["babyai", "cartpole-novel"], default="babyai")
     parser.add_argument("--env", default="BabyAI-GoToLocal-v0", help="babyai task only")
     parser.add_argument("--n-envs", type=int, default=16, help="babyai task only")
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        choices=list(BABYAI_MODELS),
+        default=list(DEFAULT_BABYAI_MODELS),
+        help="babyai task only: which to measure (lstm: MemoryPPO's; recurrentppo: sb3-contrib's)",
+    )
+    parser.add_argument("--device", default="cpu", help="torch device of every model: cpu, cuda, cuda:N")
+    parser.add_argument(
+        "--subproc",
+        action="store_true",
+        help="babyai task only: step the envs in subprocesses (runners.ppo's SubprocVecEnv), not one "
+        "after another in the benchmark's process",
+    )
+    parser.add_argument("--json", default=None, help="also write the frames/s and ratios to this JSON file")
     parser.add_argument("--n-steps", type=int, default=128, help="babyai task only")
     parser.add_argument("--batch-size", type=int, default=256, help="babyai task only")
     parser.add_argument("--n-epochs", type=int, default=4, help="babyai task only")
@@ -153,14 +193,17 @@ def main() -> None:
     )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: this machine has no CUDA device")
 
     if args.task == "babyai":
         args.width = args.width or 128
         models = {name: build() for name, build in babyai_builders(args).items()}
         frames_per_rollout = args.n_steps * args.n_envs
         header = (
-            f"{args.env}: n_envs={args.n_envs} n_steps={args.n_steps} batch={args.batch_size} "
-            f"epochs={args.n_epochs} width={args.width} encoder={args.encoder}"
+            f"{args.env}: n_envs={args.n_envs}{' in subprocesses' if args.subproc else ''} "
+            f"n_steps={args.n_steps} batch={args.batch_size} epochs={args.n_epochs} width={args.width} "
+            f"encoder={args.encoder} device={args.device}"
         )
     else:
         models = {name: build() for name, build in cartpole_builders(args).items()}
@@ -178,21 +221,35 @@ def main() -> None:
             model.learn(frames_per_round, reset_num_timesteps=False)
             if round_index > 0:  # round 0 warms up caches and allocators
                 seconds[name] += time.perf_counter() - begin
+            elif isinstance(model, MemoryPPO):
+                model.time_spent = TimeSpent()  # where the measured rounds' time goes, without the warm-up
     fps = {name: args.rounds * frames_per_round / seconds[name] for name in models}
 
     print(f"{header}, {args.threads} torch thread(s), {args.rounds} x {frames_per_round} frames each")
     for name, value in fps.items():
-        print(f"  {name:28s} {value:8.0f} frames/s")
-    tlb = fps["MemoryPPO(tlb)"]
+        split = models[name].time_spent.summary(seconds[name]) if isinstance(models[name], MemoryPPO) else ""
+        print(f"  {name:28s} {value:8.0f} frames/s   {split}")
+    ratios: dict[str, float] = {}
     if args.task == "babyai":
-        print(f"  ratio tlb / RecurrentPPO    = {tlb / fps['RecurrentPPO(lstm)']:.2f} (target >= 3)")
-        print(f"  ratio tlb / PPO             = {tlb / fps['PPO(no memory)']:.2f} (target >= 0.6)")
-        none_ratio = tlb / fps["MemoryPPO(none)"]
-        print(f"  ratio tlb / MemoryPPO(none) = {none_ratio:.2f} (target >= {NONE_RATIO_TARGET})")
+        tlb = fps.get("MemoryPPO(tlb)")
+        for anchor, label, target in (
+            ("RecurrentPPO(lstm)", "RecurrentPPO   ", "3"),
+            ("PPO(no memory)", "PPO            ", "0.6"),
+            ("MemoryPPO(none)", "MemoryPPO(none)", f"{NONE_RATIO_TARGET}"),
+            ("MemoryPPO(lstm)", "MemoryPPO(lstm)", None),
+        ):
+            if tlb is not None and anchor in fps:
+                ratios[f"tlb / {anchor}"] = tlb / fps[anchor]
+                goal = f" (target >= {target})" if target is not None else ""
+                print(f"  ratio tlb / {label} = {tlb / fps[anchor]:.2f}{goal}")
     else:
+        tlb = fps["MemoryPPO(tlb)"]
         print(f"  ratio tlb / MemoryPPO(lstm) = {tlb / fps['MemoryPPO(lstm)']:.2f} (target >= 0.5)")
         drop_in = fps["MemoryPPO(MlpLstmPolicy)"] / fps["RecurrentPPO(MlpLstmPolicy)"]
         print(f"  ratio MemoryPPO / RecurrentPPO, same MlpLstmPolicy arguments = {drop_in:.2f}")
+    if args.json:
+        settings = {key: value for key, value in vars(args).items() if key != "json"}
+        Path(args.json).write_text(json.dumps({"settings": settings, "fps": fps, "ratios": ratios}, indent=1))
     if args.count_flops:
         print_arithmetic(models, fps, frames_per_rollout, babyai=args.task == "babyai")
 
@@ -212,7 +269,7 @@ def print_arithmetic(
     print(f"  arithmetic per rollout of {frames_per_rollout} frames ({counted}):")
     for name, value in gflop.items():
         print(f"    {name:28s} {value:8.1f} GFLOP")
-    if babyai:
+    if babyai and {"MemoryPPO(tlb)", "MemoryPPO(none)"} <= set(gflop):
         peak = single_thread_gflops()
         extra = gflop["MemoryPPO(tlb)"] - gflop["MemoryPPO(none)"]
         none_seconds = frames_per_rollout / fps["MemoryPPO(none)"]

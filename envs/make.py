@@ -7,6 +7,7 @@ import difflib
 import functools
 import importlib
 import multiprocessing
+import os
 import signal
 from typing import Any
 
@@ -15,7 +16,7 @@ import minigrid  # noqa: F401  (registers the MiniGrid-* and BabyAI-* ids)
 from gymnasium.envs.registration import EnvSpec, load_env_creator
 from minigrid.minigrid_env import MiniGridEnv
 from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
-from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from envs.classic import flatten_if_needed
 from envs.wrappers import MissionTokenObsWrapper, PreviousActionRewardWrapper, SuccessInfoWrapper
@@ -139,3 +140,27 @@ def make_vec_env(
         vec_env_cls=vec_env_cls,
         monitor_kwargs=monitor_kwargs,
     )
+
+
+# With this many cores envs stepped in subprocesses beat envs stepped one after another in the trainer
+# (which, with a GPU, waits on them; on a CPU its torch threads need the cores too).
+SUBPROC_MIN_CORES = 4
+# forkserver: workers start from a clean process (no copy of the trainer's torch threads or CUDA context,
+# which fork would inherit), once, and then each env step is a message to an already running worker.
+SUBPROC_START_METHOD = "forkserver"
+
+
+def use_subprocesses(requested: bool | None, n_envs: int, threads: int | None) -> bool:
+    """``--subproc``: as requested, or by default when the run has cores to spread its envs over: the
+    machine's, or as many as ``--threads`` gives it (a study's trial gets its share of the machine so)."""
+    if requested is not None:
+        return requested
+    cores = threads if threads is not None else (os.cpu_count() or 1)
+    return n_envs >= 2 and cores >= SUBPROC_MIN_CORES
+
+
+def vec_env_class(subproc: bool) -> Any:
+    """DummyVecEnv, or SubprocVecEnv with the start method above (as a class ``make_vec_env`` calls)."""
+    if not subproc:
+        return DummyVecEnv
+    return functools.partial(SubprocVecEnv, start_method=SUBPROC_START_METHOD)

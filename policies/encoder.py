@@ -15,6 +15,8 @@ from stable_baselines3.common.torch_layers import (
 )
 from torch import nn
 
+from policies.host_sync import host_reads_free
+
 MINIGRID_KEYS = ("image", "direction", "mission")
 # Spaces SB3 preprocesses into a flat float vector per observation (one-hot for the discrete ones).
 FLAT_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
@@ -120,6 +122,13 @@ class BabyAIFeaturesExtractor(BaseFeaturesExtractor):
         Each distinct mission runs through the GRU once: a rollout or a minibatch repeats its episodes'
         missions at every step (MiniGrid-Memory's is the same everywhere), and the GRU was about a sixth of
         the encoder's training time on 256 GoToLocal steps."""
+        if not host_reads_free(tokens):
+            # Off the CPU, unique missions and packed lengths would be host reads: run every row's padded
+            # mission and read the GRU's output at its last real word (causal, so the padding after it
+            # does not reach it).
+            last = (tokens != 0).sum(dim=1).clamp(min=1) - 1
+            outputs, _ = self.mission_gru(self.word_embedding(tokens))
+            return outputs[torch.arange(tokens.shape[0], device=tokens.device), last]
         missions, row_mission = torch.unique(tokens, dim=0, return_inverse=True)
         lengths = (missions != 0).sum(dim=1).clamp(min=1).cpu()
         packed = nn.utils.rnn.pack_padded_sequence(

@@ -20,13 +20,18 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 from gymnasium import spaces
-from stable_baselines3.common.distributions import Distribution
+from stable_baselines3.common.distributions import (
+    CategoricalDistribution,
+    Distribution,
+    MultiCategoricalDistribution,
+)
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, MlpExtractor
 from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 from torch import nn
 
 from policies.encoder import default_features_extractor
+from policies.host_sync import distribution_checks, host_reads_free
 from policies.memories import Memory, MemoryState, make_memory
 from policies.memories.registry import memory_class
 
@@ -56,6 +61,24 @@ def state_to_numpy(state: MemoryState) -> NumpyState:
 
 def state_to_tensor(state: NumpyState | MemoryState, device: torch.device) -> MemoryState:
     return {key: torch.as_tensor(value, device=device) for key, value in state.items()}
+
+
+def sample_without_sync(distribution: Distribution, deterministic: bool) -> torch.Tensor:
+    """``distribution.get_actions(deterministic)`` without host synchronisation: a categorical sample is
+    ``torch.multinomial``'s own one-draw algorithm (argmax of p / E, E ~ Exp(1)) minus its checks of the
+    probabilities, each a ``.item()``; other distributions' samples need no host read."""
+
+    def draw(categorical: torch.distributions.Categorical) -> torch.Tensor:
+        probs = categorical.probs
+        return (probs / torch.empty_like(probs).exponential_()).argmax(dim=-1)
+
+    if deterministic:
+        return distribution.get_actions(deterministic=True)
+    if isinstance(distribution, CategoricalDistribution):
+        return draw(distribution.distribution)
+    if isinstance(distribution, MultiCategoricalDistribution):
+        return torch.stack([draw(part) for part in distribution.distribution], dim=1)
+    return distribution.get_actions(deterministic=False)
 
 
 def resolve_critic_memory(critic_memory: str | None, share_features_extractor: bool) -> str:
@@ -281,11 +304,19 @@ class MemoryActorCriticPolicy(ActorCriticPolicy):
         episode_starts: torch.Tensor,
         deterministic: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, MemoryState]:
-        """One environment step: actions, values, log-probabilities and the next memory state."""
-        latent_pi, latent_vf, state = self.memory_latents(obs, state, episode_starts)
-        distribution, values = self._heads(latent_pi, latent_vf)
-        actions = distribution.get_actions(deterministic=deterministic)
-        log_prob = distribution.log_prob(actions)
+        """One environment step: actions, values, log-probabilities and the next memory state. Off the CPU
+        it reads no value back to the host (see ``policies.host_sync``): no distribution checks, and
+        categorical actions drawn without ``torch.multinomial``'s checks."""
+        on_host = host_reads_free(episode_starts)
+        with distribution_checks(on_host):
+            latent_pi, latent_vf, state = self.memory_latents(obs, state, episode_starts)
+            distribution, values = self._heads(latent_pi, latent_vf)
+            actions = (
+                distribution.get_actions(deterministic)
+                if on_host
+                else sample_without_sync(distribution, deterministic)
+            )
+            log_prob = distribution.log_prob(actions)
         return actions.reshape((-1, *self.action_space.shape)), values, log_prob, state
 
     def predict_values(  # type: ignore[override]

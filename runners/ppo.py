@@ -22,7 +22,7 @@ from typing import Any
 
 from gymnasium import spaces
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
 from agents import MemoryPPO
 from agents.atomic import write_json
@@ -43,7 +43,7 @@ from agents.reporting import MetricsReporter, Reporter, flatten_results
 from agents.run_records import RunRecords
 from envs import make_vec_env
 from envs.benchmark import load_hyperparams
-from envs.make import is_minigrid_env_id
+from envs.make import SUBPROC_MIN_CORES, is_minigrid_env_id, use_subprocesses, vec_env_class
 from envs.suites import TRAIN_SEED_STRIDE, get_suite, training_env_seed
 from runners.cli import (
     UsageError,
@@ -97,7 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--total-steps", type=positive_int, default=500_000, help="environment frames to train"
     )
     parser.add_argument("--n-envs", type=positive_int, default=16, help="parallel environments")
-    parser.add_argument("--subproc", action="store_true", help="run the envs in subprocesses")
+    parser.add_argument(
+        "--subproc",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help=f"run the envs in subprocesses, one per env (default: with 2 or more envs when the run has "
+        f"{SUBPROC_MIN_CORES} or more cores: the machine's, or --threads)",
+    )
     parser.add_argument(
         "--previous-action-reward",
         action=argparse.BooleanOptionalAction,
@@ -291,7 +297,7 @@ def policy_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 def training_envs(args: argparse.Namespace) -> tuple[VecEnv, dict[str, VecEnv], dict[str, str]]:
     """The training env and the named evaluation envs (with their seed ranges, for the summary)."""
-    vec_env_cls = SubprocVecEnv if args.subproc else DummyVecEnv
+    vec_env_cls = vec_env_class(args.subproc)
     suite = get_suite(args.suite, args.env) if args.suite else None
     env_seed = training_env_seed(args.seed)
     if suite is not None and args.previous_action_reward:
@@ -472,6 +478,7 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         for key, value in overrides.items():
             setattr(args, key, value)
     check_device(args.device)
+    args.subproc = use_subprocesses(args.subproc, args.n_envs, args.threads)
     args.stochastic_eval = resolve_stochastic_eval(
         args.stochastic_eval, get_suite(args.suite, args.env).train.env_id if args.suite else args.env
     )
@@ -560,9 +567,11 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
     fps = frames / max(elapsed, 1e-9)
     records = RunRecords(run_dir, reporter)
     records.finish(final, frames=model.num_timesteps, seconds=elapsed, fps=fps, frames_this_session=frames)
+    where_envs_ran = f"envs in {'subprocesses' if args.subproc else 'the main process'}"
     rows = [
         ("env / memory", f"{env_description(args)} / {args.memory} {memory_kwargs or '(defaults)'}"),
         ("frames", f"{model.num_timesteps:,} ({frames:,} in {elapsed:.0f} s, {fps:,.0f} frames/s)"),
+        ("time", f"{model.time_spent.summary(elapsed)}, {where_envs_ran}"),
     ]
     for name, result in final.items():
         rows.append((f"success {name}", describe_result(result, eval_seeds[name])))

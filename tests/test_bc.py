@@ -423,7 +423,7 @@ def test_an_entropy_bonus_keeps_the_policy_less_certain(demos_file: Path) -> Non
         with torch.no_grad():
             obs = {key: value.flatten(0, 1) for key, value in batch.observations.items()}
             n_rows, length = batch.mask.shape
-            starts = torch.zeros(n_rows, length, dtype=torch.bool)
+            starts = torch.zeros(n_rows, length, dtype=torch.bool, device=policy.device)
             starts[:, 0] = True
             inputs = policy.memory_inputs(obs).view(n_rows, length, -1)
             latent, _ = policy.memory.sequence(inputs, policy.initial_state(n_rows), starts)

@@ -38,21 +38,22 @@ TINY_KWARGS: dict[str, dict] = {
 }
 
 
-def build(variant: str) -> Memory:
+def build(variant: str, device: torch.device | str = "cpu") -> Memory:
     torch.manual_seed(0)
-    return make_memory(variant.split("-")[0], INPUT_DIM, **TINY_KWARGS[variant])
+    return make_memory(variant.split("-")[0], INPUT_DIM, **TINY_KWARGS[variant]).to(device)
 
 
 def warm_state(memory: Memory, batch: int) -> dict[str, torch.Tensor]:
     """A state in the middle of an episode (and, for tlb, in the middle of a chunk)."""
-    prefix = torch.randn(batch, 6, INPUT_DIM)
-    _, state = memory.fold_steps(prefix, memory.initial_state(batch), torch.zeros(batch, 6))
+    prefix = torch.randn(batch, 6, INPUT_DIM, device=memory.device)
+    starts = torch.zeros(batch, 6, device=memory.device)
+    _, state = memory.fold_steps(prefix, memory.initial_state(batch), starts)
     return state
 
 
-def starts_everywhere(batch: int, length: int) -> torch.Tensor:
+def starts_everywhere(batch: int, length: int, device: torch.device | str = "cpu") -> torch.Tensor:
     """Episode starts at t=0, mid-chunk, at chunk edges, back to back and nowhere (last row)."""
-    starts = torch.zeros(batch, length, dtype=torch.bool)
+    starts = torch.zeros(batch, length, dtype=torch.bool, device=device)
     starts[0, 0] = True
     starts[1, [2, 8, 9]] = True  # 2: mid-chunk for K=4 from a state at position 2; 8, 9: consecutive
     starts[2, [4, 13]] = True
@@ -60,12 +61,12 @@ def starts_everywhere(batch: int, length: int) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("variant", list(TINY_KWARGS))
-def test_sequence_equals_folded_steps(variant: str) -> None:
-    memory = build(variant)
+def test_sequence_equals_folded_steps(variant: str, device: torch.device, step_path: str) -> None:
+    memory = build(variant, device)
     batch, length = 4, 19
-    x = torch.randn(batch, length, INPUT_DIM)
+    x = torch.randn(batch, length, INPUT_DIM, device=device)
     state = warm_state(memory, batch)
-    starts = starts_everywhere(batch, length)
+    starts = starts_everywhere(batch, length, device)
     y_steps, state_steps = memory.fold_steps(x, state, starts)
     y_seq, state_seq = memory.sequence(x, state, starts)
     assert y_seq.shape == (batch, length, memory.output_dim)
@@ -163,17 +164,21 @@ def test_tlb_sequence_loops_over_chunks_not_steps(monkeypatch: pytest.MonkeyPatc
         dict(input_shift=8, shift_mixing="channel", previous_chunk=True, n_layers=2, cross_every=2),
     ],
 )
-def test_tlb_sequence_equals_folded_steps_for_random_episode_boundaries(length: int, kwargs: dict) -> None:
+def test_tlb_sequence_equals_folded_steps_for_random_episode_boundaries(
+    length: int, kwargs: dict, device: torch.device, step_path: str
+) -> None:
     """The default chunk and latent counts, random episode ends, sequences shorter than a chunk or not a
     multiple of it, starting mid-chunk: the generation-packed sequence() still equals the steps."""
     torch.manual_seed(length)
-    memory = TemporalLatentBottleneck(d_model=16, n_heads=2, input_dim=INPUT_DIM, **kwargs)
+    memory = TemporalLatentBottleneck(d_model=16, n_heads=2, input_dim=INPUT_DIM, **kwargs).to(device)
     batch = 8
     _, state = memory.fold_steps(
-        torch.randn(batch, 11, INPUT_DIM), memory.initial_state(batch), torch.rand(batch, 11) < 0.2
+        torch.randn(batch, 11, INPUT_DIM, device=device),
+        memory.initial_state(batch),
+        torch.rand(batch, 11, device=device) < 0.2,
     )
-    x = torch.randn(batch, length, INPUT_DIM)
-    starts = torch.rand(batch, length) < 0.15
+    x = torch.randn(batch, length, INPUT_DIM, device=device)
+    starts = torch.rand(batch, length, device=device) < 0.15
     starts[0] = False  # one row continues its episode throughout
     y_steps, state_steps = memory.fold_steps(x, state, starts)
     y_seq, state_seq = memory.sequence(x, state, starts)
@@ -189,7 +194,12 @@ def test_tlb_sequence_equals_folded_steps_for_random_episode_boundaries(length: 
 )
 @pytest.mark.parametrize("n_layers", [1, 2])
 def test_tlb_steps_after_a_weight_change_replay_the_chunk_like_sequence(
-    n_layers: int, previous_chunk: bool, input_shift: int, shift_mixing: str
+    n_layers: int,
+    previous_chunk: bool,
+    input_shift: int,
+    shift_mixing: str,
+    device: torch.device,
+    step_path: str,
 ) -> None:
     """A state carries caches of its chunk so far (fast-stream outputs, keys and values); after an
     optimizer step a rollout continuing that chunk must use the new weights for it, as training does."""
@@ -204,20 +214,24 @@ def test_tlb_steps_after_a_weight_change_replay_the_chunk_like_sequence(
         input_shift=input_shift,
         shift_mixing=shift_mixing,
         input_dim=INPUT_DIM,
-    )
+    ).to(device)
     batch = 3
     _, state = memory.fold_steps(
-        torch.randn(batch, 6, INPUT_DIM), memory.initial_state(batch), torch.zeros(batch, 6)
+        torch.randn(batch, 6, INPUT_DIM, device=device),
+        memory.initial_state(batch),
+        torch.zeros(batch, 6, device=device),
     )
     assert (state["position"] > 0).all()
     optimizer = torch.optim.SGD(memory.parameters(), lr=0.01)
     y, _ = memory.sequence(
-        torch.randn(batch, 5, INPUT_DIM), memory.initial_state(batch), torch.ones(batch, 5)
+        torch.randn(batch, 5, INPUT_DIM, device=device),
+        memory.initial_state(batch),
+        torch.ones(batch, 5, device=device),
     )
     y.square().sum().backward()
     optimizer.step()
-    x = torch.randn(batch, 7, INPUT_DIM)
-    starts = torch.zeros(batch, 7, dtype=torch.bool)
+    x = torch.randn(batch, 7, INPUT_DIM, device=device)
+    starts = torch.zeros(batch, 7, dtype=torch.bool, device=device)
     with torch.no_grad():
         y_steps, state_steps = memory.fold_steps(x, state, starts)
         y_seq, state_seq = memory.sequence(x, state, starts)
@@ -230,17 +244,21 @@ def test_tlb_steps_after_a_weight_change_replay_the_chunk_like_sequence(
     # the next step recomputes them.
     optimizer.zero_grad()
     y, _ = memory.sequence(
-        torch.randn(batch, 5, INPUT_DIM), memory.initial_state(batch), torch.ones(batch, 5)
+        torch.randn(batch, 5, INPUT_DIM, device=device),
+        memory.initial_state(batch),
+        torch.ones(batch, 5, device=device),
     )
     y.square().sum().backward()
     optimizer.step()
-    x_next = torch.randn(batch, INPUT_DIM)
+    x_next = torch.randn(batch, INPUT_DIM, device=device)
     with torch.no_grad():
         _, state_seq = memory.sequence(x, state, starts)
         assert (state_seq["weights_fingerprint"] == UNKNOWN_WEIGHTS).all()
-        y_from_seq, _ = memory.step(x_next, state_seq, torch.zeros(batch, dtype=torch.bool))
+        y_from_seq, _ = memory.step(x_next, state_seq, torch.zeros(batch, dtype=torch.bool, device=device))
         _, state_steps = memory.fold_steps(x, state, starts)
-        y_from_steps, _ = memory.step(x_next, state_steps, torch.zeros(batch, dtype=torch.bool))
+        y_from_steps, _ = memory.step(
+            x_next, state_steps, torch.zeros(batch, dtype=torch.bool, device=device)
+        )
     assert (y_from_seq - y_from_steps).abs().max() < 1e-5
 
 

@@ -50,7 +50,9 @@ def tiny_model(env: Any, memory: str, policy: str = "MlpPolicy", **kwargs: Any) 
     "memory, critic_memory",
     [*((memory, None) for memory in MEMORIES), ("tlb", "separate"), ("lstm", "separate"), ("gru", "none")],
 )
-def test_training_recomputes_the_rollout_exactly(memory: str, critic_memory: str | None) -> None:
+def test_training_recomputes_the_rollout_exactly(
+    memory: str, critic_memory: str | None, step_path: str
+) -> None:
     env = make_vec_env("CartPole-v1", n_envs=3, seed=0)  # random-policy episodes end at any step
     model = tiny_model(env, memory, batch_size=24, policy_kwargs=dict(critic_memory=critic_memory))
     model._setup_learn(total_timesteps=10_000, callback=None)
@@ -220,10 +222,13 @@ def test_a_time_limit_bootstraps_with_each_envs_own_memory(memory: str) -> None:
             state, infos = self.locals["memory_state"], self.locals["infos"]
             for idx, done in enumerate(self.locals["dones"]):
                 if done and infos[idx].get("TimeLimit.truncated", False):
-                    obs = torch.as_tensor(infos[idx]["terminal_observation"][None], dtype=torch.float32)
+                    obs = torch.as_tensor(
+                        infos[idx]["terminal_observation"][None], dtype=torch.float32, device=model.device
+                    )
                     row = {key: value[idx : idx + 1] for key, value in state.items()}
+                    start = torch.zeros(1, dtype=torch.bool, device=model.device)
                     with torch.no_grad():
-                        value = model.policy.predict_values(obs, row, torch.zeros(1, dtype=torch.bool))
+                        value = model.policy.predict_values(obs, row, start)
                     expected[(self.locals["n_steps"], idx)] = float(value)
             return True
 
@@ -282,9 +287,10 @@ def test_predict_with_carried_state_equals_sequence_evaluation(memory: str) -> N
             break
     policy = model.policy
     length = len(actions)
-    starts = torch.zeros(1, length, dtype=torch.bool)
+    starts = torch.zeros(1, length, dtype=torch.bool, device=model.device)
     starts[0, 0] = True
-    batch = SequenceObservations(torch.as_tensor(np.array(observations)), policy.initial_state(1), starts)
+    observations_tensor = torch.as_tensor(np.array(observations), device=model.device)
+    batch = SequenceObservations(observations_tensor, policy.initial_state(1), starts)
     with torch.no_grad():
         inputs = policy.memory_inputs(batch.observations).view(1, length, -1)
         latent, _ = policy.memory.sequence(inputs, batch.memory_state, starts)

@@ -525,24 +525,24 @@ def test_truncation_bootstraps_with_the_final_observation_and_that_envs_memory(
     end = 8  # the truncated step (global index): the first step of the second rollout
     step = recorder.steps[end]
     assert step["dones"].tolist() == [True, False] and step["infos"][0]["TimeLimit.truncated"]
-    terminal = torch.as_tensor(step["infos"][0]["terminal_observation"])[None]
+    terminal = torch.as_tensor(step["infos"][0]["terminal_observation"], device=model.device)[None]
 
     # V(final obs) in sequence mode, from the episode's first observation: independent of the rollout's
     # per-step state bookkeeping.
     policy_ = model.policy
     episode = torch.cat([recorder.steps[t]["obs"][0:1] for t in range(end + 1)] + [terminal])
-    starts = torch.zeros(1, len(episode), dtype=torch.bool)
+    starts = torch.zeros(1, len(episode), dtype=torch.bool, device=model.device)
     starts[0, 0] = True
+    no_actions = torch.zeros(len(episode), device=model.device)
     with torch.no_grad():
-        values, _, _ = policy_.evaluate_sequences(
-            episode, torch.zeros(len(episode)), policy_.initial_state(1), starts
-        )
+        values, _, _ = policy_.evaluate_sequences(episode, no_actions, policy_.initial_state(1), starts)
         # The same observation read with the other env's memory, or with none, would give other values.
         other = torch.cat([recorder.steps[t]["obs"][1:2] for t in range(end + 1)] + [terminal])
         values_other, _, _ = policy_.evaluate_sequences(
-            other, torch.zeros(len(other)), policy_.initial_state(1), torch.zeros_like(starts)
+            other, no_actions, policy_.initial_state(1), torch.zeros_like(starts)
         )
-        fresh = policy_.predict_values(terminal, policy_.initial_state(1), torch.ones(1, dtype=torch.bool))
+        start = torch.ones(1, dtype=torch.bool, device=model.device)
+        fresh = policy_.predict_values(terminal, policy_.initial_state(1), start)
     value_final = float(values[-1])
     assert abs(value_final - float(values_other[-1])) > 1e-4
     assert abs(value_final - float(fresh)) > 1e-4

@@ -10,6 +10,8 @@ import pytest
 import torch
 
 from agents.command_line import MEMORY_FLAGS, memory_flag_help
+from envs import make as envs_make
+from envs.make import use_subprocesses
 from policies.memories import MEMORY_CLASSES, GRUMemory
 from runners import ppo
 from runners.cli import run_main
@@ -238,3 +240,53 @@ def test_memory_flag_help_reads_the_constructors_defaults(monkeypatch: pytest.Mo
 
     monkeypatch.setitem(MEMORY_CLASSES, "gru", NarrowGRU)
     assert memory_flag_help("hidden_size", "hidden size") == "hidden size (lstm, gru; default 128, gru 24)"
+
+
+@pytest.mark.parametrize(
+    "requested, n_envs, threads, cores, expected",
+    [
+        (None, 16, None, 16, True),  # a many-core machine: envs in subprocesses
+        (None, 16, None, 4, True),
+        (None, 16, None, 2, False),  # this CI machine: in the main process
+        (None, 1, None, 16, False),  # one env: nothing to spread
+        (None, 16, 1, 16, False),  # --threads 1 (a study's trial, a one-thread measurement)
+        (None, 16, 8, 2, True),
+        (True, 16, None, 2, True),  # --subproc forces either way
+        (False, 16, None, 16, False),  # --no-subproc
+    ],
+)
+def test_subprocess_envs_are_chosen_by_the_cores_the_run_has(
+    requested: bool | None,
+    n_envs: int,
+    threads: int | None,
+    cores: int,
+    expected: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(envs_make.os, "cpu_count", lambda: cores)
+    assert use_subprocesses(requested, n_envs, threads) is expected
+
+
+def test_subprocess_envs_train_babyai_through_time_limits_and_the_summary_splits_the_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chosen automatically on a machine of 8 cores: SubprocVecEnv stacks MiniGrid's rewards as int64, and
+    GoToLocal's 64-step time limit cuts episodes inside the 96 steps per env (the bootstrap adds a float)."""
+    monkeypatch.setattr(envs_make.os, "cpu_count", lambda: 8)
+    run_dir = tmp_path / "run"
+    argv = [*TINY, "--total-steps", "192", "--n-steps", "96", "--batch-size", "96", "--logdir", str(run_dir)]
+    assert run_main(ppo.main, argv) == 0
+    out = capsys.readouterr().out
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["subproc"] is True and "--subproc" not in config["argv"]
+    time_row = next(line for line in out.splitlines() if line.strip().startswith("time "))
+    assert all(f"{kind} " in time_row for kind in ("env", "policy", "update")) and "subprocesses" in time_row
+    header = (run_dir / "progress.csv").read_text().splitlines()[0].split(",")
+    assert {"time/env_s", "time/policy_s", "time/update_s"} <= set(header)
+
+
+def test_old_configs_with_a_plain_subproc_flag_still_resume() -> None:
+    """Runs written before --no-subproc existed stored ``--subproc`` alone in config.json's argv."""
+    assert ppo.build_parser().parse_args(["--subproc"]).subproc is True
+    assert ppo.build_parser().parse_args(["--no-subproc"]).subproc is False
+    assert ppo.build_parser().parse_args([]).subproc is None

@@ -10,7 +10,7 @@ from agents import MemoryPPO
 
 
 @pytest.mark.parametrize("n_layers", [1, 2])
-def test_rollouts_after_an_update_are_recomputed_exactly_by_training(n_layers: int) -> None:
+def test_rollouts_after_an_update_are_recomputed_exactly_by_training(n_layers: int, step_path: str) -> None:
     """n_steps 24 with chunks of 5: every rollout after the first continues a chunk whose beginning the
     previous rollout computed with the weights before the update. The rollout must recompute it with the
     new weights, as training replays it, or the next update's ratio starts away from 1."""

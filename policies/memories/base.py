@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from policies.host_sync import host_reads_free
+
 MemoryState = dict[str, torch.Tensor]
 
 
@@ -39,9 +41,20 @@ def check_heads(d_model: int, n_heads: int) -> None:
 
 def reset_where(state: MemoryState, reset: torch.Tensor, initial: MemoryState) -> MemoryState:
     """Replace the state of every batch row where ``reset`` is true by the initial state."""
-    # Writing the reset rows by index costs a fraction of a broadcast torch.where on small CPU batches.
-    rows = reset.bool().nonzero().squeeze(1)
-    return {key: value.index_put((rows,), initial[key][rows].to(value.dtype)) for key, value in state.items()}
+    reset = reset.bool()
+    if host_reads_free(reset):
+        # Writing the reset rows by index costs a fraction of a broadcast torch.where on small CPU batches,
+        # but finding them (nonzero) is a host synchronisation on a GPU.
+        if not bool(reset.any()):
+            return state
+        rows = reset.nonzero().squeeze(1)
+        return {
+            key: value.index_put((rows,), initial[key][rows].to(value.dtype)) for key, value in state.items()
+        }
+    return {
+        key: torch.where(reset.view(-1, *(1,) * (value.dim() - 1)), initial[key].to(value.dtype), value)
+        for key, value in state.items()
+    }
 
 
 class Memory(nn.Module, ABC):

@@ -28,14 +28,15 @@ through it to the encoder or to the steps of the previous rollout that produced 
 
 from __future__ import annotations
 
-import hashlib
 import inspect
+import weakref
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from policies.host_sync import host_reads_free
 from policies.memories.attention import (
     Attention,
     CrossAttentionBlock,
@@ -56,6 +57,8 @@ GATES = ("none", "gru")
 DEFAULT_INPUT_SHIFT = 2
 SHIFT_MIXINGS = ("dense", "channel")
 UNKNOWN_WEIGHTS = -1  # a state's caches were made with weights of unknown fingerprint
+# How many states returned by recent steps a tlb remembers as stamped (a rollout's, the bootstrap's, ...).
+MAX_STAMPS = 8
 
 
 class TemporalLatentBottleneck(Memory):
@@ -187,30 +190,37 @@ class TemporalLatentBottleneck(Memory):
         self.register_buffer("chunk_positions", torch.arange(chunk_size), persistent=False)
         self.register_buffer("shift_offsets", torch.arange(1, self.input_shift + 1), persistent=False)
         self._parameters_cache: list[nn.Parameter] | None = None
-        self._fingerprint_memo: tuple[int, int] | None = None  # (sum of parameter versions, fingerprint)
+        # (sum of parameter versions, fingerprint), and the fingerprint tensors of the last states that steps
+        # returned, by id, with the weights' version then: a state carrying one of those very tensors needs
+        # no staleness check on the host.
+        self._fingerprint_memo: tuple[int, torch.Tensor] | None = None
+        self._stamps: dict[int, tuple[weakref.ref[torch.Tensor], int]] = {}
 
     # ------------------------------------------------------------------ building blocks
 
     def weights_fingerprint(self) -> int:
-        """A 63-bit hash of the weights' values, which states record beside their caches: a step recomputes
+        """A 62-bit hash of the weights' values, which states record beside their caches: a step recomputes
         caches made with other weights (after a PPO update), and a model and its saved-and-loaded copy
         agree. Hashed again only when a parameter has been changed in place (its version counter: an
         optimizer step, ``load_state_dict``; not writes to ``.data``)."""
-        parameters = self._parameter_list()
+        return int(self._fingerprint())
+
+    def _fingerprint(self) -> torch.Tensor:
+        """``weights_fingerprint()`` as a 0-dim int64 tensor on the weights' device, hashed there: a rollout
+        step compares states with it without reading anything back to the host."""
         version = self._weights_version()
         if self._fingerprint_memo is None or self._fingerprint_memo[0] != version:
-            digest = hashlib.blake2b(digest_size=8)
-            for parameter in parameters:
-                digest.update(parameter.detach().reshape(-1).cpu().view(torch.uint8).numpy().tobytes())
-            self._fingerprint_memo = (version, int.from_bytes(digest.digest(), "little") & (2**63 - 1))
+            self._fingerprint_memo = (version, hash_tensors(self._parameter_list()))
         return self._fingerprint_memo[1]
 
-    def _known_fingerprint(self) -> int:
-        """``weights_fingerprint()`` if already hashed for the current weights, else ``UNKNOWN_WEIGHTS``
-        (which makes the next step recompute the caches): what ``sequence`` stamps, never hashing inside
-        a training loop whose every optimizer step changes the weights."""
+    def _known_fingerprint(self, batch: int) -> torch.Tensor:
+        """A [batch] stamp of ``weights_fingerprint()`` if already hashed for the current weights, else of
+        ``UNKNOWN_WEIGHTS`` (which makes the next step recompute the caches): what ``sequence`` stamps,
+        never hashing inside a training loop whose every optimizer step changes the weights."""
         memo = self._fingerprint_memo
-        return memo[1] if memo is not None and memo[0] == self._weights_version() else UNKNOWN_WEIGHTS
+        if memo is not None and memo[0] == self._weights_version():
+            return memo[1].expand(batch).clone()
+        return torch.full((batch,), UNKNOWN_WEIGHTS, device=self.device)
 
     def _weights_version(self) -> int:
         """The sum of the parameters' version counters: it changes whenever one is modified in place."""
@@ -221,9 +231,13 @@ class TemporalLatentBottleneck(Memory):
             self._parameters_cache = list(self.parameters())
         return self._parameters_cache
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Weak references cannot be pickled; a copy has stamped no state anyway.
+        return {**self.__dict__, "_stamps": {}}
+
     def _apply(self, *args: Any, **kwargs: Any) -> TemporalLatentBottleneck:
         # .to(), .float(), ...: parameters may be new objects with other bytes.
-        self._parameters_cache, self._fingerprint_memo = None, None
+        self._parameters_cache, self._fingerprint_memo, self._stamps = None, None, {}
         return super()._apply(*args, **kwargs)
 
     def fast_head(
@@ -348,15 +362,15 @@ class TemporalLatentBottleneck(Memory):
         return result
 
     def initial_state(self, batch_size: int) -> MemoryState:
-        return self._initial_state(batch_size, self.weights_fingerprint())
+        return self._initial_state(batch_size, self._fingerprint())
 
-    def _initial_state(self, batch_size: int, fingerprint: int) -> MemoryState:
+    def _initial_state(self, batch_size: int, fingerprint: torch.Tensor) -> MemoryState:
         state = {
             "latents": self.initial_latents.expand(batch_size, -1, -1),
             "chunk_inputs": self._anchor.new_zeros(batch_size, self.chunk_size, self.input_dim),
             "chunk_outputs": self._anchor.new_zeros(batch_size, self.chunk_size, self.d_model),
             "position": torch.zeros(batch_size, dtype=torch.long, device=self.device),
-            "weights_fingerprint": torch.full((batch_size,), fingerprint, device=self.device),
+            "weights_fingerprint": fingerprint.expand(batch_size).clone(),
         }
         if self.single_self_block:
             state["chunk_keys_values"] = self._anchor.new_zeros(batch_size, self.chunk_size, 2 * self.d_model)
@@ -376,15 +390,34 @@ class TemporalLatentBottleneck(Memory):
     ) -> tuple[torch.Tensor, MemoryState]:
         return self.step_with_reads(x, state, episode_start, reads=None)
 
-    def _refresh_stale(self, state: MemoryState, fingerprint: int) -> MemoryState:
+    def _stamp(self, fingerprints: torch.Tensor, version: int) -> None:
+        """Remember ``fingerprints`` (a returned state's) as stamped with the weights of ``version``: the most
+        recent ``MAX_STAMPS`` of them, by id, forgetting those no longer alive (whose ids may be reused)."""
+        stamps = {key: stamp for key, stamp in self._stamps.items() if stamp[0]() is not None}
+        stamps.pop(id(fingerprints), None)  # re-inserted last: it is the newest
+        stamps[id(fingerprints)] = (weakref.ref(fingerprints), version)
+        while len(stamps) > MAX_STAMPS:
+            del stamps[next(iter(stamps))]
+        self._stamps = stamps
+
+    def _refresh_stale(
+        self, state: MemoryState, fingerprint: torch.Tensor, stamped: bool | None
+    ) -> MemoryState:
         """Recompute, with the current weights, what a state caches about its chunk so far (the fast
         stream's outputs, the first block's keys and values) where it was computed with other weights:
-        after a PPO update the next rollout then continues a chunk exactly as training replays it."""
+        after a PPO update the next rollout then continues a chunk exactly as training replays it.
+
+        ``stamped``: True if every row of the state is known to carry ``fingerprint`` (the last step's state,
+        weights unchanged since, reset rows included); False if the state is known to be stale (that state,
+        weights changed since: recompute, selecting the stale rows on the device); None if unknown (a state
+        from elsewhere: only then are the fingerprints read on the host, to skip the recomputation)."""
+        if stamped:
+            return state
         stale = state["weights_fingerprint"] != fingerprint
-        if not bool(stale.any()):
+        if stamped is None and not bool(stale.any()):
             return state
         position = state["position"].long()
-        state = {**state, "weights_fingerprint": torch.full_like(state["weights_fingerprint"], fingerprint)}
+        state = {**state, "weights_fingerprint": fingerprint.expand_as(state["weights_fingerprint"]).clone()}
         previous = self._previous_of(state, recompute=True)
         if previous is not None and "previous_keys_values" in state:
             state["previous_keys_values"] = torch.where(
@@ -460,10 +493,16 @@ class TemporalLatentBottleneck(Memory):
         """``step``; with a ``reads`` list, also appends how much this step's token reads each slow latent
         ([B, N], averaged over heads and cross-attention blocks): what the attention plots show."""
         batch = x.shape[0]
-        fingerprint = self.weights_fingerprint()
-        if bool(episode_start.any()):
+        fingerprint = self._fingerprint()
+        version = self._weights_version()
+        stamp = self._stamps.get(id(state["weights_fingerprint"]))
+        stamped = None
+        if stamp is not None and stamp[0]() is state["weights_fingerprint"]:
+            stamped = stamp[1] == version
+        # Reset rows get the current fingerprint: a fresh state stays fresh, a stale one is compared by row.
+        if not host_reads_free(episode_start) or bool(episode_start.any()):
             state = reset_where(state, episode_start, self._initial_state(batch, fingerprint))
-        state = self._refresh_stale(state, fingerprint)
+        state = self._refresh_stale(state, fingerprint, stamped)
         latents, position = state["latents"], state["position"].long()
         # This step's slot of the chunk, written by index (cheaper than a broadcast torch.where on CPU).
         rows = torch.arange(batch, device=x.device)
@@ -494,17 +533,31 @@ class TemporalLatentBottleneck(Memory):
                 if key in state:
                     new_state[key] = state[key]
         complete = position == self.chunk_size - 1
-        if bool(complete.any()):
-            done = complete.nonzero().squeeze(1)
-            latents = latents.index_copy(0, done, self.slow_update(latents[done], chunk_outputs[done]))
+        # On the CPU only the rows whose chunk ends run the slow update (often none); on a GPU every row
+        # does, and torch.where keeps the ones that end: finding them would be a host synchronisation.
+        on_host = host_reads_free(complete)
+        if not on_host or bool(complete.any()):
+            done = complete.nonzero().squeeze(1) if on_host else None
+
+            def rows(tensor: torch.Tensor) -> torch.Tensor:
+                return tensor if done is None else tensor.index_select(0, done)
+
+            def replace(current: torch.Tensor, ended: torch.Tensor) -> torch.Tensor:
+                """``current`` with the rows whose chunk ends replaced by ``ended`` (those rows or all)."""
+                if done is not None:
+                    return current.index_copy(0, done, ended)
+                return torch.where(complete.view(-1, *(1,) * (current.dim() - 1)), ended, current)
+
+            latents = replace(latents, self.slow_update(rows(latents), rows(chunk_outputs)))
             finished = complete.view(-1, 1, 1)
             if self.keeps_previous_inputs:
                 # The finished chunk becomes the next chunk's previous one.
                 new_state["previous_inputs"] = torch.where(finished, chunk_inputs, state["previous_inputs"])
                 new_state["has_previous"] = state["has_previous"] | complete
                 if "previous_keys_values" in state:
-                    new_state["previous_keys_values"] = state["previous_keys_values"].index_copy(
-                        0, done, self.previous_keys_values(chunk_inputs[done], complete[done])
+                    new_state["previous_keys_values"] = replace(
+                        state["previous_keys_values"],
+                        self.previous_keys_values(rows(chunk_inputs), torch.ones_like(rows(complete))),
                     )
             chunk_inputs = chunk_inputs.masked_fill(finished, 0.0)
             chunk_outputs = chunk_outputs.masked_fill(finished, 0.0)
@@ -517,6 +570,8 @@ class TemporalLatentBottleneck(Memory):
             position=(position + 1) % self.chunk_size,
             weights_fingerprint=state["weights_fingerprint"],
         )
+        # Every row of this state now carries the current fingerprint: a step continuing it needs no check.
+        self._stamp(state["weights_fingerprint"], version)
         return y, new_state
 
     def sequence(
@@ -597,7 +652,7 @@ class TemporalLatentBottleneck(Memory):
             "chunk_inputs": packed.index_select(0, last) * done_so_far,
             "chunk_outputs": fast_out.index_select(0, last) * done_so_far,
             "position": index(plan.position_out),
-            "weights_fingerprint": torch.full((batch,), self._known_fingerprint(), device=device),
+            "weights_fingerprint": self._known_fingerprint(batch),
         }
         if self.single_self_block:
             new_state["chunk_keys_values"] = keys_values.index_select(0, last) * done_so_far
@@ -723,3 +778,28 @@ class SequencePlan:
         self.previous_source = np.empty(n_segments, dtype=np.int64)
         self.previous_source[slot] = previous_of_segment
         self.done_so_far = np.arange(k) < self.position_out[:, None]
+
+
+HASH_MODULUS = 2**31 - 1  # a prime: products of two residues fit in int64, and so do sums of many
+HASH_MULTIPLIERS = ((48_271, 11), (16_807, 7))  # two independent streams of per-word coefficients
+
+
+def hash_tensors(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """A 62-bit hash of the bytes of ``tensors`` as a 0-dim int64 tensor, computed on their device.
+
+    Each 32-bit word w_i of the bytes (zero-padded per tensor) adds ``(w_i mod P) * c_i mod P`` with
+    position-dependent coefficients c_i, twice with independent coefficients; integer arithmetic, so the
+    result is exact and the same on every device and in every summation order."""
+    words = []
+    for tensor in tensors:
+        data = tensor.detach().contiguous().reshape(-1).view(torch.uint8)
+        if data.numel() % 4:
+            data = torch.cat([data, data.new_zeros(4 - data.numel() % 4)])
+        words.append(data.view(torch.int32).long())
+    residues = torch.cat(words).remainder(HASH_MODULUS)
+    index = torch.arange(residues.numel(), device=residues.device)
+    parts = []
+    for multiplier, offset in HASH_MULTIPLIERS:
+        coefficients = (index * multiplier + offset).remainder(HASH_MODULUS)
+        parts.append((residues * coefficients).remainder(HASH_MODULUS).sum().remainder(HASH_MODULUS))
+    return parts[0] * HASH_MODULUS + parts[1]
