@@ -678,8 +678,8 @@ class PaperTemporalLatentBottleneck(TemporalLatentBottleneck):
     """The paper's configuration of the Temporal Latent Bottleneck (memory ``"tlb-paper"``): plain residual
     slow updates whose latents are not normalised, no input shift, no attention to the previous chunk, and
     ``I_0`` drawn at 0.02. ``"tlb"``'s defaults differ in ``input_shift`` (2) and ``normalize_latents``
-    (on), chosen from the memory benchmark (see the README's results); every option stays settable here,
-    by keyword.
+    (on), chosen from the memory benchmark (docs/results/memory-benchmark.md); every option stays settable
+    here, by keyword.
     """
 
     def __init__(self, **kwargs: Any) -> None:
