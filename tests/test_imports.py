@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = ("agents", "envs", "policies", "studies")
 PROJECT = (*LIBRARY, "runners")
@@ -90,6 +92,7 @@ def test_the_project_has_no_import_circle() -> None:
     assert upward == []
 
 
+@pytest.mark.slow
 def test_each_library_module_imports_alone_without_runners() -> None:
     """In a fresh interpreter, each module imported with no project module loaded before it: it imports
     (no circle that only one import order hides) and leaves no runners module loaded."""

@@ -267,6 +267,7 @@ def test_subprocess_envs_are_chosen_by_the_cores_the_run_has(
     assert use_subprocesses(requested, n_envs, threads) is expected
 
 
+@pytest.mark.slow
 def test_subprocess_envs_train_babyai_through_time_limits_and_the_summary_splits_the_time(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -177,6 +177,7 @@ def test_a_local_study_writes_trials_plots_and_report(tmp_path: Path) -> None:
         assert f"plots/{kind}_{ENV_ID}.png" in text
 
 
+@pytest.mark.slow
 def test_a_relative_out_stays_relative_in_the_report_and_trials_csv(tmp_path: Path) -> None:
     """The study's files name ``--out`` as the user typed it: a reader's regenerate command and the run
     directories in trials.csv hold no absolute path of the machine the study ran on (Ray gets one)."""
