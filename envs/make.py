@@ -60,6 +60,16 @@ def is_minigrid_env_id(env_id: str) -> bool:
         env.close()
 
 
+def wrap_for_sb3(env: gym.Env) -> gym.Env:
+    """``env`` with the observations Stable-Baselines3 takes: a MiniGrid/BabyAI env gets
+    ``SuccessInfoWrapper`` and ``MissionTokenObsWrapper`` (mission token ids, quiet resets), any other env
+    has its observations flattened if SB3 cannot take them. ``make_env`` applies it; so does an RL Zoo entry
+    with ``env_wrapper: envs.wrap_for_sb3`` (the Zoo makes its envs itself)."""
+    if isinstance(env.unwrapped, MiniGridEnv):
+        return MissionTokenObsWrapper(SuccessInfoWrapper(env))
+    return flatten_if_needed(env)
+
+
 def make_env(
     env_id: str,
     seed: int | None = None,
@@ -87,11 +97,7 @@ def make_env(
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     if render_mode is not None:  # some envs (POPGym's) take no render_mode argument at all
         kwargs["render_mode"] = render_mode
-    env = gym.make(spec, **kwargs)
-    if isinstance(env.unwrapped, MiniGridEnv):
-        env = MissionTokenObsWrapper(SuccessInfoWrapper(env))
-    else:
-        env = flatten_if_needed(env)
+    env = wrap_for_sb3(gym.make(spec, **kwargs))
     if previous_action_reward:  # last: it encodes the observations the policy would otherwise get
         env = PreviousActionRewardWrapper(env)
     if seed is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import inspect
 import json
 import shutil
 import sys
@@ -38,9 +39,11 @@ from agents.factory import PPOHyperparameters
 from agents.factory import build_model as build_memory_ppo
 from agents.loading import init_from
 from agents.reporting import RUN_COMPLETE, MetricsReporter, Reporter, flatten_results
+from agents.schedules import LinearSchedule, parse_schedule
 from envs import make_vec_env
 from envs.benchmark import load_hyperparams
 from envs.suites import TRAIN_SEED_STRIDE, get_suite, training_env_seed
+from policies.policy import CRITIC_MEMORY_MODES
 from runners.cli import (
     UsageError,
     add_encoder_arguments,
@@ -66,6 +69,7 @@ from runners.cli import (
     unit_interval,
     write_json,
 )
+from runners.zoo_settings import evaluate_expression, zoo_settings
 
 PPO_DEFAULTS = PPOHyperparameters()
 
@@ -140,7 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     ppo = parser.add_argument_group("PPO")
     defaults = PPO_DEFAULTS
-    ppo.add_argument("--lr", type=positive_float, default=defaults.learning_rate, help="learning rate")
+    ppo.add_argument(
+        "--lr",
+        type=schedule,
+        default=defaults.learning_rate,
+        help="learning rate: a number, or lin_<start> for the RL Zoo's linear decay to 0",
+    )
     ppo.add_argument("--n-steps", type=positive_int, default=defaults.n_steps, help="rollout steps per env")
     ppo.add_argument(
         "--batch-size", type=positive_int, default=defaults.batch_size, help="minibatch size in steps"
@@ -156,10 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
     ppo.add_argument(
         "--gae-lambda", type=unit_interval, default=defaults.gae_lambda, help="GAE lambda, in [0, 1]"
     )
-    ppo.add_argument("--clip-range", type=positive_float, default=defaults.clip_range, help="PPO clip range")
+    ppo.add_argument(
+        "--clip-range",
+        type=schedule,
+        default=defaults.clip_range,
+        help="PPO clip range (a number or lin_<start>)",
+    )
     ppo.add_argument(
         "--clip-range-vf",
-        type=positive_float,
+        type=schedule,
         default=defaults.clip_range_vf,
         help="value clip range (unset: no value clipping)",
     )
@@ -188,7 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--normalize",
         action=argparse.BooleanOptionalAction,
         default=False,
-        help="VecNormalize observations and rewards (evaluation uses the training statistics)",
+        help="VecNormalize observations and rewards with --gamma (evaluation uses the training statistics)",
+    )
+    ppo.add_argument(
+        "--normalize-kwargs",
+        type=normalize_kwargs,
+        default=None,
+        help='more VecNormalize arguments with --normalize, in the RL Zoo\'s form: "dict(norm_reward=False)"',
     )
     policy = parser.add_argument_group("policy")
     policy.add_argument(
@@ -203,7 +223,50 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="orthogonal initialisation of the heads and MLP, as SB3",
     )
+    policy.add_argument(
+        "--critic-memory",
+        choices=CRITIC_MEMORY_MODES,
+        default=None,
+        help="what the value head reads: the actor's memory (shared, the default), a separate one, the "
+        "actor's without training it (detached) or none",
+    )
+    policy.add_argument(
+        "--policy-kwargs",
+        type=policy_kwargs,
+        default=None,
+        help='more policy arguments as the RL Zoo writes them: "dict(activation_fn=nn.ReLU)"',
+    )
     return parser
+
+
+def schedule(text: str) -> float | LinearSchedule:
+    """argparse type: a positive number or the RL Zoo's ``lin_<start>`` (``agents.schedules``)."""
+    try:
+        return parse_schedule(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def policy_kwargs(text: str) -> str:
+    """argparse type: a Zoo ``dict(...)`` expression of policy arguments, checked here and kept as text (so
+    ``config.json`` and ``--resume`` read it back)."""
+    try:
+        evaluate_expression(text, "--policy-kwargs")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def normalize_kwargs(text: str) -> str:
+    """argparse type: a Zoo ``dict(...)`` expression of VecNormalize arguments, kept as text."""
+    try:
+        kwargs = evaluate_expression(text, "--normalize-kwargs")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    unknown = set(kwargs) - set(inspect.signature(VecNormalize.__init__).parameters) - {"gamma"}
+    if unknown or {"venv", "self"} & set(kwargs):
+        raise argparse.ArgumentTypeError(f"not VecNormalize arguments: {', '.join(sorted(unknown))}")
+    return text
 
 
 def net_arch(text: str) -> list[int] | dict[str, list[int]]:
@@ -230,8 +293,9 @@ def expand_hyperparams(argv: list[str]) -> list[str]:
     if args.hyperparams is None:
         return argv
     env_id = get_suite(args.suite, args.env).train.env_id if args.suite else args.env
-    settings = load_hyperparams(args.hyperparams, env_id)
-    words = settings_argv(build_parser(), settings, f"--hyperparams {args.hyperparams}")
+    source = f"--hyperparams {args.hyperparams}"
+    settings = zoo_settings(load_hyperparams(args.hyperparams, env_id), source)
+    words = settings_argv(build_parser(), settings, source)
     rest, skip = [], False
     for word in argv:
         if skip:
@@ -283,6 +347,10 @@ def policy_settings(args: argparse.Namespace) -> dict[str, Any]:
     settings: dict[str, Any] = {} if args.net_arch is None else {"net_arch": args.net_arch}
     if not args.ortho_init:
         settings["ortho_init"] = False
+    if args.critic_memory is not None:
+        settings["critic_memory"] = args.critic_memory
+    if args.policy_kwargs is not None:
+        settings.update(evaluate_expression(args.policy_kwargs, "--policy-kwargs"))
     return settings
 
 
@@ -309,9 +377,14 @@ def training_envs(args: argparse.Namespace) -> tuple[VecEnv, dict[str, VecEnv], 
     if args.normalize:
         # The evaluation envs get the training statistics before each evaluation (SuiteEvalCallback) and
         # report raw returns: they never update the statistics nor scale rewards.
-        env = VecNormalize(env)
+        # As the RL Zoo: rewards are scaled by returns discounted with the algorithm's own gamma.
+        kwargs = {"gamma": args.gamma}
+        if args.normalize_kwargs is not None:
+            kwargs.update(evaluate_expression(args.normalize_kwargs, "--normalize-kwargs"))
+        env = VecNormalize(env, **kwargs)
+        eval_kwargs = {key: value for key, value in kwargs.items() if key not in ("training", "norm_reward")}
         eval_envs = {
-            name: VecNormalize(eval_env, training=False, norm_reward=False)
+            name: VecNormalize(eval_env, training=False, norm_reward=False, **eval_kwargs)
             for name, eval_env in eval_envs.items()
         }
     return env, eval_envs, eval_seeds
@@ -474,6 +547,8 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         return 128 + interrupt.received
     if remaining > 0:
         checkpoints.save()
+    else:  # a resumed run that had finished: learn() never set the callback up, the final evaluation does
+        evaluation.init_callback(model)
     model_path = run_dir / "model.zip"
     atomic_save(model, model_path)
 
