@@ -8,6 +8,7 @@ import functools
 import importlib
 import multiprocessing
 import signal
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -114,6 +115,7 @@ def make_vec_env(
     env_kwargs: dict[str, Any] | None = None,
     monitor_dir: str | None = None,
     previous_action_reward: bool = False,
+    wrapper_class: Callable[[gym.Env], gym.Env] | None = None,
 ) -> VecEnv:
     """Make ``n_envs`` envs with ``make_env``, each in a ``Monitor``, in one ``VecEnv``.
 
@@ -129,6 +131,7 @@ def make_vec_env(
     :param monitor_dir: folder for the monitor csv files; None to write none
     :param previous_action_reward: each env's observations also hold the previous action and reward
         (``make_env``'s ``PreviousActionRewardWrapper``)
+    :param wrapper_class: applied to each env after its ``Monitor`` (an RL Zoo ``env_wrapper``)
     :raises ValueError: for ``n_envs < 1`` or an unknown id, before any env or process is started
     """
     if n_envs < 1:
@@ -144,4 +147,5 @@ def make_vec_env(
         env_kwargs=env_kwargs,
         vec_env_cls=vec_env_cls,
         monitor_kwargs=monitor_kwargs,
+        wrapper_class=wrapper_class,
     )

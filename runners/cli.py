@@ -323,7 +323,12 @@ def print_summary(title: str, rows: list[tuple[str, str]]) -> None:
 
 
 def evaluation_envs(
-    env_id: str, suite: Suite | None, n_envs: int, seed: int, previous_action_reward: bool = False
+    env_id: str,
+    suite: Suite | None,
+    n_envs: int,
+    seed: int,
+    previous_action_reward: bool = False,
+    wrapper_class: Callable[[Any], Any] | None = None,
 ) -> tuple[dict[str, VecEnv], dict[str, str]]:
     """The named evaluation envs every runner logs, with their seeds (for summaries).
 
@@ -334,7 +339,11 @@ def evaluation_envs(
     if suite is None:
         eval_seed = HELDOUT_SEED_START + seed
         env = make_vec_env(
-            env_id, n_envs=n_envs, seed=eval_seed, previous_action_reward=previous_action_reward
+            env_id,
+            n_envs=n_envs,
+            seed=eval_seed,
+            previous_action_reward=previous_action_reward,
+            wrapper_class=wrapper_class,
         )
         return {"heldout": env}, {"heldout": f"{env_id}, seeds from {eval_seed}"}
     sides = {"train": suite.train, **{f"heldout/{side.name}": side for side in suite.heldout}}

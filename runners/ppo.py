@@ -21,8 +21,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecFrameStack, VecNormalize
 
 from agents import MemoryPPO
 from agents.callbacks import (
@@ -69,7 +70,7 @@ from runners.cli import (
     unit_interval,
     write_json,
 )
-from runners.zoo_settings import evaluate_expression, zoo_settings
+from runners.zoo_settings import evaluate_expression, import_objects, wrapper_function, zoo_settings
 
 PPO_DEFAULTS = PPOHyperparameters()
 
@@ -99,6 +100,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--n-envs", type=positive_int, default=16, help="parallel environments")
     parser.add_argument("--subproc", action="store_true", help="run the envs in subprocesses")
+    parser.add_argument(
+        "--env-wrapper",
+        type=object_spec,
+        default=None,
+        help="gymnasium wrappers for each env (training and evaluation), as the RL Zoo's env_wrapper: "
+        "'module.Name', or a JSON/YAML list of names and {name: {arguments}}",
+    )
+    parser.add_argument(
+        "--frame-stack", type=positive_int, default=None, help="stack this many observations (VecFrameStack)"
+    )
+    parser.add_argument(
+        "--callback",
+        type=object_spec,
+        default=None,
+        help="SB3 callbacks to add, as the RL Zoo's callback: 'module.Name' or a list with arguments",
+    )
     parser.add_argument(
         "--previous-action-reward",
         action=argparse.BooleanOptionalAction,
@@ -247,6 +264,32 @@ def schedule(text: str) -> float | LinearSchedule:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
+def object_spec(text: str) -> str:
+    """argparse type: an RL Zoo ``env_wrapper`` / ``callback`` setting whose names import, kept as text."""
+    try:
+        import_objects(text, "setting")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def user_callbacks(text: str) -> list[BaseCallback]:
+    """The callbacks of ``--callback`` (the RL Zoo's ``callback`` setting), built with their arguments.
+
+    :raises UsageError: for one that cannot be built with them, or is not an SB3 callback
+    """
+    built = []
+    for callback, kwargs in import_objects(text, "--callback"):
+        try:
+            instance = callback(**kwargs)
+        except TypeError as error:
+            raise UsageError(f"--callback {callback.__name__}: {error}") from None
+        if not isinstance(instance, BaseCallback):
+            raise UsageError(f"--callback {callback.__name__} is not a stable_baselines3 BaseCallback")
+        built.append(instance)
+    return built
+
+
 def policy_kwargs(text: str) -> str:
     """argparse type: a Zoo ``dict(...)`` expression of policy arguments, checked here and kept as text (so
     ``config.json`` and ``--resume`` read it back)."""
@@ -358,6 +401,9 @@ def training_envs(args: argparse.Namespace) -> tuple[VecEnv, dict[str, VecEnv], 
     """The training env and the named evaluation envs (with their seed ranges, for the summary)."""
     vec_env_cls = SubprocVecEnv if args.subproc else DummyVecEnv
     suite = get_suite(args.suite, args.env) if args.suite else None
+    if suite is not None and args.env_wrapper is not None:
+        raise UsageError("--env-wrapper applies to --env, not to a suite's envs")
+    wrapper = wrapper_function(args.env_wrapper)
     env_seed = training_env_seed(args.seed)
     if suite is not None and args.previous_action_reward:
         suite = suite.with_env_kwargs(previous_action_reward=True)
@@ -368,12 +414,23 @@ def training_envs(args: argparse.Namespace) -> tuple[VecEnv, dict[str, VecEnv], 
             seed=env_seed,
             vec_env_cls=vec_env_cls,
             previous_action_reward=args.previous_action_reward,
+            wrapper_class=wrapper,
         )
     else:
         env = suite.train.make_vec_env(args.n_envs, seed=env_seed, vec_env_cls=vec_env_cls)
     eval_envs, eval_seeds = evaluation_envs(
-        args.env, suite, min(args.n_envs, 8), args.seed, previous_action_reward=args.previous_action_reward
+        args.env,
+        suite,
+        min(args.n_envs, 8),
+        args.seed,
+        previous_action_reward=args.previous_action_reward,
+        wrapper_class=wrapper,
     )
+    if args.frame_stack is not None:
+        # Under VecNormalize (the Zoo stacks normalised observations instead): the checkpoints' statistics
+        # and the evaluation envs' copies of them then stay where the runner finds them.
+        env = VecFrameStack(env, args.frame_stack)
+        eval_envs = {name: VecFrameStack(eval_env, args.frame_stack) for name, eval_env in eval_envs.items()}
     if args.normalize:
         # The evaluation envs get the training statistics before each evaluation (SuiteEvalCallback) and
         # report raw returns: they never update the statistics nor scale rewards.
@@ -484,6 +541,7 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
 
     # Build everything that can fail on bad input before anything is written to disk.
     env, eval_envs, eval_seeds = training_envs(args)
+    extra_callbacks = user_callbacks(args.callback) if args.callback is not None else []
     if resume_dir is not None:
         model = resume_from_checkpoint(resume_dir, env, args.device)
         run_dir = resume_dir
@@ -519,6 +577,7 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
     )
     checkpoints = CheckpointCallback(args.checkpoint_freq, run_dir / "checkpoints")
     callbacks = [NonFiniteGuard(), checkpoints, evaluation]
+    callbacks += extra_callbacks
     if reporter is not None:
         callbacks.append(MetricsReporter(reporter, lambda: evaluation.last_results))
     remaining = args.total_steps - model.num_timesteps

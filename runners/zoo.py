@@ -39,6 +39,7 @@ def register() -> None:
     from rl_zoo3 import hyperparams_opt
     from rl_zoo3.utils import ALGOS
 
+    import envs  # noqa: F401  (registers POPGym's ids, this package's levels and TLB-CartPoleNoVel-v1)
     from agents import MemoryPPO
 
     ALGOS[ALGO] = MemoryPPO

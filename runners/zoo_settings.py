@@ -4,7 +4,10 @@ The RL Zoo (rl-baselines3-zoo) writes one block per env id with SB3's argument n
 ``n_timesteps``, ``policy``, ``policy_kwargs`` as a Python expression, ``normalize``, ``lin_`` schedules);
 ``runners.ppo --hyperparams`` reads such a file as it is. This module maps an entry onto the runner's own
 settings (its flag destinations), so a Zoo file and the equivalent flags give the same run and the run's
-``config.json`` holds ordinary flags. A key with no counterpart is one line naming it (``UsageError``).
+``config.json`` holds ordinary flags. ``env_wrapper``, ``callback`` and ``frame_stack`` become the runner's
+``--env-wrapper``, ``--callback`` and ``--frame-stack``; ``env_wrapper: envs.wrap_for_sb3`` (which gives the
+Zoo's envs this package's observations) is dropped, since the runner's envs have them already. A key with
+no counterpart is one line naming it (``UsageError``).
 
 ``policy_kwargs`` are split: ``memory``, ``memory_kwargs``, ``critic_memory``, ``net_arch`` and
 ``ortho_init`` become their flags, RecurrentPPO's arguments of the Lstm policies (``lstm_hidden_size``,
@@ -14,9 +17,13 @@ settings (its flag destinations), so a Zoo file and the equivalent flags give th
 
 from __future__ import annotations
 
+import importlib
 import inspect
+import json
+from collections.abc import Callable
 from typing import Any
 
+import gymnasium as gym
 import torch
 from torch import nn
 
@@ -38,10 +45,7 @@ RECURRENT_PPO_ARGUMENTS = tuple(
 OWN_WRAPPER = "envs.wrap_for_sb3"
 # Zoo keys runners.ppo does not honour, with what to do instead.
 NOT_HONOURED = {
-    "env_wrapper": "train with python -m runners.zoo, which applies it",
     "vec_env_wrapper": "train with python -m runners.zoo, which applies it",
-    "frame_stack": "train with python -m runners.zoo, which applies it",
-    "callback": "train with python -m runners.zoo, which adds it",
     "monitor_kwargs": "runners.ppo's monitors record episodes and is_success already",
     "env_kwargs": "register an env id with those arguments",
     "replay_buffer_class": "PPO has no replay buffer",
@@ -84,6 +88,60 @@ def expression_text(value: Any) -> str:
     raise UsageError(f"policy_kwargs value {value!r} cannot be written as a setting: use torch.nn classes")
 
 
+def as_list(spec: Any) -> list[Any]:
+    """The Zoo's ``env_wrapper`` / ``callback`` value as a list: one name, a ``{name: kwargs}``, or a list."""
+    return [] if spec is None else list(spec) if isinstance(spec, list) else [spec]
+
+
+def spec_text(spec: list[Any]) -> str:
+    """An ``env_wrapper`` / ``callback`` list as the JSON text of its runners.ppo flag."""
+    return json.dumps(spec)
+
+
+def import_objects(text: str, what: str) -> list[tuple[Callable[..., Any], dict[str, Any]]]:
+    """The classes (or functions) an ``env_wrapper`` / ``callback`` setting names, with their arguments, as
+    the RL Zoo writes them: ``"module.Name"``, ``{"module.Name": {kwargs}}``, or a list of those (YAML or
+    JSON text).
+
+    :raises ValueError: for a malformed setting or a name that does not import, in one line
+    """
+    import yaml
+
+    try:
+        spec = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise ValueError(f"{what} {text!r} is not YAML/JSON") from None
+    objects = []
+    for item in as_list(spec):
+        if isinstance(item, dict) and len(item) == 1:
+            ((name, kwargs),) = item.items()
+        else:
+            name, kwargs = item, {}
+        if not isinstance(name, str) or "." not in name or not isinstance(kwargs or {}, dict):
+            raise ValueError(f"{what}: {item!r} is not 'module.Name' or {{'module.Name': {{arguments}}}}")
+        module, _, attribute = name.rpartition(".")
+        try:
+            target = getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError) as error:
+            raise ValueError(f"{what}: cannot import {name} ({error})") from None
+        objects.append((target, dict(kwargs or {})))
+    return objects
+
+
+def wrapper_function(text: str | None) -> Callable[[gym.Env], gym.Env] | None:
+    """The env wrapper an ``--env-wrapper`` setting describes (its wrappers applied in order), or None."""
+    if text is None:
+        return None
+    wrappers = import_objects(text, "--env-wrapper")
+
+    def wrap(env: gym.Env) -> gym.Env:
+        for wrapper, kwargs in wrappers:
+            env = wrapper(env, **kwargs)
+        return env
+
+    return wrap
+
+
 def zoo_settings(entry: dict[str, Any], source: str) -> dict[str, Any]:
     """``entry`` (one env's block of an RL Zoo file, or runner settings) as ``runners.ppo`` settings.
 
@@ -93,8 +151,14 @@ def zoo_settings(entry: dict[str, Any], source: str) -> dict[str, Any]:
     """
     settings: dict[str, Any] = {}
     entry = dict(entry)
-    if entry.get("env_wrapper") in (OWN_WRAPPER, [OWN_WRAPPER]):
-        del entry["env_wrapper"]  # what runners.ppo's envs do already
+    if "env_wrapper" in entry:
+        wrappers = [
+            w for w in as_list(entry.pop("env_wrapper")) if w != OWN_WRAPPER
+        ]  # runners.ppo's envs do it
+        if wrappers:
+            entry["env_wrapper"] = spec_text(wrappers)
+    if "callback" in entry:
+        entry["callback"] = spec_text(as_list(entry["callback"]))
     for key in list(entry):
         if key in NOT_HONOURED:
             raise UsageError(f"{source}: {key} is not supported by runners.ppo: {NOT_HONOURED[key]}")
