@@ -154,7 +154,8 @@ def test_the_shipped_memory_ppo_file_is_read_by_runners_ppo_too() -> None:
 @pytest.mark.parametrize(
     ("entry", "message"),
     [
-        ("{env_wrapper: gymnasium.wrappers.FlattenObservation}", "env_wrapper is not supported by"),
+        ("{vec_env_wrapper: stable_baselines3.common.vec_env.VecMonitor}", "vec_env_wrapper is not"),
+        ("{env_wrapper: gymnasium.wrappers.NoSuchWrapper}", "cannot import gymnasium.wrappers.NoSuchWrapper"),
         ("{policy: 'SomePolicy'}", "policy 'SomePolicy' is not a MemoryPPO policy"),
         ("{policy_kwargs: 'dict(net_arch=['}", "policy_kwargs 'dict(net_arch=[' does not evaluate"),
         ("{policy: MlpPolicy, policy_kwargs: 'dict(lstm_hidden_size=8)'}", "lstm_hidden_size need policy"),
@@ -167,6 +168,7 @@ def test_zoo_keys_it_cannot_honour_are_one_line_errors(
     file = tmp_path / "zoo.yml"
     file.write_text(f"CartPole-v1: {entry}\n")
     argv = ["--env", "CartPole-v1", "--hyperparams", str(file), "--logdir", str(tmp_path / "run")]
+    argv += ["--total-steps", "64", "--no-progress"]  # should a case ever train, briefly
     try:
         code = run_main(ppo.main, argv)
     except SystemExit as exit_:  # argparse rejects a bad value by itself
@@ -234,3 +236,34 @@ def test_usage_error_is_the_runner_error() -> None:
 
     with pytest.raises(UsageError, match="frame_stack"):
         zoo_settings({"frame_stack": 4}, "test")
+
+
+def test_zoo_env_wrapper_frame_stack_and_callback_apply_in_runners_ppo(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "zoo.yml"
+    file.write_text(
+        "CartPole-v1:\n  n_envs: 2\n  n_steps: 32\n  batch_size: 64\n  n_timesteps: 128\n  frame_stack: 3\n"
+        "  env_wrapper:\n    - envs.wrap_for_sb3\n"
+        "    - gymnasium.wrappers.TimeLimit: {max_episode_steps: 7}\n"
+        "  callback:\n"
+        "    - stable_baselines3.common.callbacks.StopTrainingOnMaxEpisodes: {max_episodes: 10000}\n"
+        "  policy_kwargs: \"dict(memory='none')\"\n"
+    )
+    run_dir = tmp_path / "run"
+    argv = ["--env", "CartPole-v1", "--hyperparams", str(file), "--eval-freq", "0", "--eval-episodes", "2"]
+    assert run_main(ppo.main, [*argv, "--no-progress", "--threads", "1", "--logdir", str(run_dir)]) == 0, (
+        capsys.readouterr().err
+    )
+    config = json.loads((run_dir / "config.json").read_text())
+    # envs.wrap_for_sb3 is what the runner's envs do already: only the TimeLimit is left to apply.
+    assert json.loads(config["env_wrapper"]) == [{"gymnasium.wrappers.TimeLimit": {"max_episode_steps": 7}}]
+    assert config["frame_stack"] == 3 and "StopTrainingOnMaxEpisodes" in config["callback"]
+    final = json.loads((run_dir / "final_eval.json").read_text())
+    assert final["heldout"]["mean_length"] <= 7  # the wrapper cut the evaluation episodes too
+    model = MemoryPPO.load(run_dir / "model.zip")
+    assert model.observation_space.shape == (12,)  # 3 stacked CartPole observations
+    # A callback that cannot be built is one line, before anything is written.
+    bad = ["--callback", "stable_baselines3.common.callbacks.StopTrainingOnMaxEpisodes"]
+    assert run_main(ppo.main, [*argv, *bad, "--logdir", str(tmp_path / "bad")]) == 2
+    assert "max_episodes" in capsys.readouterr().err and not (tmp_path / "bad").exists()
