@@ -207,7 +207,7 @@ def policy_settings(policy: Any, policy_kwargs: Any, source: str) -> dict[str, A
         except (TypeError, ValueError) as error:
             raise UsageError(f"{source}: policy_kwargs: {error}") from None
         if not resolved["memory_kwargs"].get("rnn_kwargs"):
-            del resolved["memory_kwargs"]["rnn_kwargs"]  # empty: the memory's default
+            resolved["memory_kwargs"].pop("rnn_kwargs", None)  # empty (lstm, gru) or absent: the default
         kwargs.update(resolved)
     elif any(name in kwargs for name in RECURRENT_PPO_ARGUMENTS):
         names = ", ".join(name for name in RECURRENT_PPO_ARGUMENTS if name in kwargs)

@@ -91,6 +91,15 @@ def test_a_zoo_lstm_entry_with_schedules_policy_kwargs_and_normalize_equals_its_
     assert from_file["normalize"] is True and from_file["critic_memory"] == "separate"
 
 
+def test_memory_tlb_added_to_a_zoo_lstm_entry_gives_the_tlb_those_settings(tmp_path: Path) -> None:
+    file = tmp_path / "ppo_lstm_tlb.yml"
+    file.write_text(LSTM_ENTRY.replace('policy_kwargs: "dict(', "policy_kwargs: \"dict(memory='tlb', "))
+    env = ["--env", "TLB-CartPoleNoVel-v1"]
+    flags = [flag if flag != "lstm" else "tlb" for flag in LSTM_FLAGS]
+    flags[flags.index("--hidden-size")] = "--d-model"  # lstm_hidden_size is the tlb's width
+    assert settings_of([*env, "--hyperparams", str(file)]) == settings_of([*env, *flags])
+
+
 def test_a_zoo_entry_trains_with_its_schedules_and_policy_and_resumes(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
