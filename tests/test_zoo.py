@@ -243,8 +243,9 @@ def test_usage_error_is_the_runner_error() -> None:
     # zoo_settings raises the runners' UsageError, which run_main turns into one line and exit code 2.
     from runners.zoo_settings import zoo_settings
 
-    with pytest.raises(UsageError, match="frame_stack"):
-        zoo_settings({"frame_stack": 4}, "test")
+    with pytest.raises(UsageError, match="vec_env_wrapper"):
+        zoo_settings({"vec_env_wrapper": "stable_baselines3.common.vec_env.VecMonitor"}, "test")
+    assert zoo_settings({"frame_stack": 4, "learning_rate": 0.1}, "test") == {"frame_stack": 4, "lr": 0.1}
 
 
 def test_zoo_env_wrapper_frame_stack_and_callback_apply_in_runners_ppo(
