@@ -93,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--hyperparams",
         default=None,
         metavar="FILE",
-        help="YAML settings for --env (RL Zoo style, or a benchmark file); flags on the command line win",
+        help="YAML settings for --env: an RL Zoo file as it is (learning_rate, n_timesteps, policy, "
+        "policy_kwargs, normalize, lin_ schedules, ...) or a benchmark file; flags on the command line win",
     )
     parser.add_argument(
         "--total-steps", type=positive_int, default=500_000, help="environment frames to train"
