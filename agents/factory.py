@@ -14,6 +14,7 @@ from typing import Any
 
 import gymnasium as gym
 from gymnasium import spaces
+from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.ppo import MemoryPPO
@@ -27,15 +28,15 @@ class PPOHyperparameters:
     """The PPO settings of a runner's model, with ``runners.ppo``'s defaults (tuned on BabyAI-GoToLocal:
     16 envs x 128 steps per rollout, minibatches of 256 steps in sequences of 32)."""
 
-    learning_rate: float = 5e-4
+    learning_rate: float | Schedule = 5e-4
     n_steps: int = 128
     batch_size: int = 256
     n_epochs: int = 4
     sequence_length: int | None = 32
     gamma: float = 0.99
     gae_lambda: float = 0.95
-    clip_range: float = 0.2
-    clip_range_vf: float | None = None
+    clip_range: float | Schedule = 0.2
+    clip_range_vf: float | Schedule | None = None
     ent_coef: float = 0.01
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5

@@ -1,7 +1,7 @@
 """MiniGrid/BabyAI envs for Stable-Baselines3: a fixed mission vocabulary, wrappers that give numeric
 observations and ``is_success``, and env factories."""
 
-from envs.make import is_minigrid_env_id, make_env, make_vec_env
+from envs.make import is_minigrid_env_id, make_env, make_vec_env, wrap_for_sb3
 from envs.vocabulary import (
     MAX_MISSION_TOKENS,
     MISSION_VOCABULARY,
@@ -25,6 +25,7 @@ __all__ = [
     "make_env",
     "make_vec_env",
     "tokenize_mission",
+    "wrap_for_sb3",
 ]
 
 # The custom levels and CartPole without velocities register their gymnasium ids on import, so ``make_env``

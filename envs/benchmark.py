@@ -108,7 +108,9 @@ def load_hyperparams(path: str | Path, env_id: str) -> dict[str, Any]:
     """The settings a hyperparameter file gives ``env_id``, by ``runners.ppo`` destination name.
 
     Two layouts are read, both YAML: the RL Zoo's, with one block of settings per env id at the top level
-    (``MiniGrid-MemoryS7-v0: {n_envs: 16, lr: 0.001}``), and a benchmark file (``tasks:`` with an ``env`` and
+    (``MiniGrid-MemoryS7-v0: {n_envs: 16, lr: 0.001}``; anchors and merges as YAML has them, the block of
+    another name of the same task, ``atari`` for Atari envs and ``default`` for any other, as the Zoo
+    does), and a benchmark file (``tasks:`` with an ``env`` and
     ``hyperparams`` per task), whose budget (``total_steps``) and hyperparameters for ``env_id`` apply.
 
     :raises ValueError: for a missing or unreadable file, or one without settings for ``env_id``
@@ -131,10 +133,28 @@ def load_hyperparams(path: str | Path, env_id: str) -> dict[str, Any]:
         blocks = {spec.get("env"): spec.get("hyperparams") or {} for spec in (data["tasks"] or {}).values()}
     else:
         blocks = data
-    if env_id not in blocks:
+    key = hyperparams_key(blocks, env_id)
+    if key is None:
         known = ", ".join(str(key) for key in blocks) or "none"
         raise ValueError(f"hyperparameter file {file} has no settings for {env_id} (it has: {known})")
-    settings = blocks[env_id] or {}
+    settings = blocks[key] or {}
     if not isinstance(settings, dict):
         raise ValueError(f"hyperparameter file {file}: the settings of {env_id} must be a mapping")
     return dict(settings)
+
+
+def hyperparams_key(blocks: dict[Any, Any], env_id: str) -> Any:
+    """The block of ``blocks`` for ``env_id``, looked up as the RL Zoo does: the id itself (or another name
+    of its task, ``envs.classic.ZOO_ALIASES``), ``atari`` for an Atari env, then ``default``; None if none."""
+    from envs.classic import env_id_aliases
+
+    for name in env_id_aliases(env_id):
+        if name in blocks:
+            return name
+    if "atari" in blocks:
+        import gymnasium as gym
+
+        spec = gym.registry.get(env_id)
+        if spec is not None and "AtariEnv" in str(spec.entry_point):
+            return "atari"
+    return "default" if "default" in blocks else None

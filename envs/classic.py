@@ -9,6 +9,18 @@ from gymnasium import spaces
 from gymnasium.wrappers import DtypeObservation, FlattenObservation
 
 CARTPOLE_NO_VELOCITY_ID = "TLB-CartPoleNoVel-v1"
+# Ids the RL Zoo registers for the same tasks (its CartPoleNoVel-v1 zeroes the velocities instead of dropping
+# them): each is registered here too when absent, and a Zoo hyperparameter file's entry is found under both.
+ZOO_ALIASES = {"CartPoleNoVel-v1": CARTPOLE_NO_VELOCITY_ID}
+
+
+def env_id_aliases(env_id: str) -> list[str]:
+    """``env_id`` and the other names of its task (the Zoo's and this package's), ``env_id`` first."""
+    names = [env_id]
+    for zoo_id, own_id in ZOO_ALIASES.items():
+        if env_id in (zoo_id, own_id):
+            names += [name for name in (zoo_id, own_id) if name != env_id]
+    return names
 
 
 class CartPoleNoVelocity(gym.ObservationWrapper):
@@ -34,6 +46,9 @@ def make_cartpole_no_velocity(render_mode: str | None = None) -> gym.Env:
 def register_classic_envs() -> None:
     if CARTPOLE_NO_VELOCITY_ID not in gym.registry:
         gym.register(CARTPOLE_NO_VELOCITY_ID, entry_point=make_cartpole_no_velocity)
+    for zoo_id, own_id in ZOO_ALIASES.items():
+        if zoo_id not in gym.registry:  # the Zoo's own registration, when rl_zoo3 is imported first, stays
+            gym.register(zoo_id, entry_point=gym.registry[own_id].entry_point)
 
 
 # ---------------------------------------------------------------------- observations SB3 cannot take

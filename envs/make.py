@@ -9,6 +9,7 @@ import importlib
 import multiprocessing
 import os
 import signal
+from collections.abc import Callable
 from typing import Any
 
 import gymnasium as gym
@@ -61,11 +62,22 @@ def is_minigrid_env_id(env_id: str) -> bool:
         env.close()
 
 
+def wrap_for_sb3(env: gym.Env) -> gym.Env:
+    """``env`` with the observations Stable-Baselines3 takes: a MiniGrid/BabyAI env gets
+    ``SuccessInfoWrapper`` and ``MissionTokenObsWrapper`` (mission token ids, quiet resets), any other env
+    has its observations flattened if SB3 cannot take them. ``make_env`` applies it; so does an RL Zoo entry
+    with ``env_wrapper: envs.wrap_for_sb3`` (the Zoo makes its envs itself)."""
+    if isinstance(env.unwrapped, MiniGridEnv):
+        return MissionTokenObsWrapper(SuccessInfoWrapper(env))
+    return flatten_if_needed(env)
+
+
 def make_env(
     env_id: str,
     seed: int | None = None,
     render_mode: str | None = None,
     previous_action_reward: bool = False,
+    wrapper: Callable[[gym.Env], gym.Env] | None = None,
     **kwargs: Any,
 ) -> gym.Env:
     """Make one env. A MiniGrid/BabyAI env gets ``SuccessInfoWrapper`` and ``MissionTokenObsWrapper``
@@ -78,6 +90,8 @@ def make_env(
     :param render_mode: passed to ``gymnasium.make`` when given
     :param previous_action_reward: wrap the env last in ``PreviousActionRewardWrapper``, so each observation
         also holds the previous action and reward (zero after a reset)
+    :param wrapper: applied to the env after the wrappers above, before ``PreviousActionRewardWrapper`` (an RL
+        Zoo ``env_wrapper``, from ``runners.ppo --env-wrapper``)
     :param kwargs: more keyword arguments for ``gymnasium.make`` (and the env's constructor)
     :raises ValueError: for an id that is not registered, naming close matches
     """
@@ -88,11 +102,9 @@ def make_env(
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     if render_mode is not None:  # some envs (POPGym's) take no render_mode argument at all
         kwargs["render_mode"] = render_mode
-    env = gym.make(spec, **kwargs)
-    if isinstance(env.unwrapped, MiniGridEnv):
-        env = MissionTokenObsWrapper(SuccessInfoWrapper(env))
-    else:
-        env = flatten_if_needed(env)
+    env = wrap_for_sb3(gym.make(spec, **kwargs))
+    if wrapper is not None:  # inside the Monitor, so that it records the episodes the agent sees
+        env = wrapper(env)
     if previous_action_reward:  # last: it encodes the observations the policy would otherwise get
         env = PreviousActionRewardWrapper(env)
     if seed is not None:
@@ -109,6 +121,7 @@ def make_vec_env(
     env_kwargs: dict[str, Any] | None = None,
     monitor_dir: str | None = None,
     previous_action_reward: bool = False,
+    wrapper_class: Callable[[gym.Env], gym.Env] | None = None,
 ) -> VecEnv:
     """Make ``n_envs`` envs with ``make_env``, each in a ``Monitor``, in one ``VecEnv``.
 
@@ -124,6 +137,7 @@ def make_vec_env(
     :param monitor_dir: folder for the monitor csv files; None to write none
     :param previous_action_reward: each env's observations also hold the previous action and reward
         (``make_env``'s ``PreviousActionRewardWrapper``)
+    :param wrapper_class: applied to each env inside its ``Monitor`` (``make_env``'s ``wrapper``)
     :raises ValueError: for ``n_envs < 1`` or an unknown id, before any env or process is started
     """
     if n_envs < 1:
@@ -131,6 +145,8 @@ def make_vec_env(
     monitor_kwargs = {"info_keywords": ("is_success",)} if is_minigrid_env_id(env_id) else None
     if previous_action_reward:
         env_kwargs = {**(env_kwargs or {}), "previous_action_reward": True}
+    if wrapper_class is not None:
+        env_kwargs = {**(env_kwargs or {}), "wrapper": wrapper_class}
     return sb3_make_vec_env(
         functools.partial(make_env, env_id),
         n_envs=n_envs,

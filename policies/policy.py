@@ -33,7 +33,7 @@ from torch import nn
 from policies.encoder import default_features_extractor
 from policies.host_sync import distribution_checks, host_reads_free
 from policies.memories import Memory, MemoryState, make_memory
-from policies.memories.registry import memory_class
+from policies.memories.registry import memory_class, memory_parameters
 
 NumpyState = dict[str, np.ndarray]
 
@@ -45,7 +45,7 @@ CRITIC_STATE_PREFIX = "critic_"
 def upgrade_policy_kwargs(policy_class: type, policy_kwargs: dict[str, Any]) -> dict[str, Any]:
     """The ``policy_kwargs`` that rebuild, in this version, the networks of a model saved by an earlier one:
     its memory's arguments upgraded by the memory class (``Memory.upgrade_saved_kwargs``). Unchanged for
-    policies that take no ``memory`` argument (the Lstm ones) and for models saved by this version."""
+    policies that take no ``memory`` argument and for models saved by this version."""
     parameters = inspect.signature(policy_class.__init__).parameters
     if "memory" not in parameters:
         return policy_kwargs
@@ -446,16 +446,64 @@ class MemoryMultiInputActorCriticPolicy(MemoryActorCriticPolicy):
     CombinedExtractor for any other Dict)."""
 
 
-class LstmMemoryActorCriticPolicy(MemoryActorCriticPolicy):
-    """``"MlpLstmPolicy"``: the lstm memory with sb3-contrib's ``RecurrentActorCriticPolicy`` arguments.
+# The memory argument that RecurrentPPO's ``lstm_hidden_size`` sets: the width of each memory.
+WIDTH_ARGUMENTS = ("hidden_size", "d_model")
 
-    :param lstm_hidden_size: width of the LSTM (RecurrentPPO's default 256)
-    :param n_lstm_layers: number of LSTM layers
+
+def recurrent_ppo_memory(
+    memory: str = "lstm",
+    lstm_hidden_size: int = 256,
+    n_lstm_layers: int = 1,
+    shared_lstm: bool = False,
+    enable_critic_lstm: bool = True,
+    lstm_kwargs: dict[str, Any] | None = None,
+    memory_kwargs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """sb3-contrib's ``RecurrentPPO`` policy arguments as ``MemoryActorCriticPolicy``'s ``memory``,
+    ``memory_kwargs`` and ``critic_memory``, for any memory: ``lstm_hidden_size`` is the memory's width
+    (``hidden_size`` of lstm and gru, ``d_model`` of tlb and the transformer), ``n_lstm_layers`` its layers,
+    ``lstm_kwargs`` the ``nn.LSTM``/``nn.GRU`` arguments, ``memory_kwargs`` its other arguments (they win).
+    Used by the Lstm policies and by ``runners.ppo --hyperparams`` for RL Zoo files, so the two agree.
+
+    :raises ValueError: for ``shared_lstm`` with ``enable_critic_lstm``, or ``lstm_kwargs`` for a memory
+        that is not recurrent
+    """
+    if shared_lstm and enable_critic_lstm:
+        raise ValueError(
+            "shared_lstm=True and enable_critic_lstm=True exclude each other: choose a shared LSTM "
+            "(enable_critic_lstm=False), a separate critic LSTM (shared_lstm=False) or neither"
+        )
+    accepted = memory_parameters(memory)
+    kwargs: dict[str, Any] = {}
+    for name in WIDTH_ARGUMENTS:
+        if name in accepted:
+            kwargs[name] = lstm_hidden_size
+    if "n_layers" in accepted:
+        kwargs["n_layers"] = n_lstm_layers
+    if lstm_kwargs:
+        if "rnn_kwargs" not in accepted:
+            raise ValueError(f"lstm_kwargs apply to the lstm and gru memories, not to memory={memory!r}")
+        kwargs["rnn_kwargs"] = dict(lstm_kwargs)
+    elif "rnn_kwargs" in accepted:
+        kwargs["rnn_kwargs"] = {}
+    critic_memory = "detached" if shared_lstm else "separate" if enable_critic_lstm else "none"
+    return dict(memory=memory, memory_kwargs={**kwargs, **(memory_kwargs or {})}, critic_memory=critic_memory)
+
+
+class LstmMemoryActorCriticPolicy(MemoryActorCriticPolicy):
+    """``"MlpLstmPolicy"``: sb3-contrib's ``RecurrentActorCriticPolicy`` arguments, with the lstm memory by
+    default and any other one with ``memory=`` (``recurrent_ppo_memory`` says how the arguments map), so an
+    RL Zoo entry for RecurrentPPO runs with a tlb by adding ``memory='tlb'`` to its ``policy_kwargs``.
+
+    :param lstm_hidden_size: width of the LSTM (RecurrentPPO's default 256); the memory's width for others
+    :param n_lstm_layers: number of LSTM layers (of the memory's layers for others)
     :param shared_lstm: one LSTM whose output the critic reads without training it (``critic_memory=
         "detached"``)
     :param enable_critic_lstm: a separate LSTM for the critic (``critic_memory="separate"``), RecurrentPPO's
         default; with neither, the critic reads the features through a linear layer (``"none"``)
     :param lstm_kwargs: further ``nn.LSTM`` arguments (``dropout``, ``bias``)
+    :param memory: the memory in place of the LSTM (``"lstm"`` by default)
+    :param memory_kwargs: that memory's other arguments (``chunk_size``, ...), winning over the above
     Every other argument is ``MemoryActorCriticPolicy``'s, i.e. SB3's ``ActorCriticPolicy``'s.
     """
 
@@ -472,47 +520,40 @@ class LstmMemoryActorCriticPolicy(MemoryActorCriticPolicy):
         shared_lstm: bool = False,
         enable_critic_lstm: bool = True,
         lstm_kwargs: dict[str, Any] | None = None,
+        memory: str = "lstm",
+        memory_kwargs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        for name in ("memory", "memory_kwargs", "critic_memory"):
-            if name in kwargs:
-                raise ValueError(
-                    f"the Lstm policies take no {name}: use lstm_hidden_size, n_lstm_layers, lstm_kwargs, "
-                    "enable_critic_lstm and shared_lstm, or MlpPolicy/CnnPolicy/MultiInputPolicy with "
-                    "memory=..., memory_kwargs=..., critic_memory=..."
-                )
-        if shared_lstm and enable_critic_lstm:
+        if "critic_memory" in kwargs:
             raise ValueError(
-                "shared_lstm=True and enable_critic_lstm=True exclude each other: choose a shared LSTM "
-                "(enable_critic_lstm=False), a separate critic LSTM (shared_lstm=False) or neither"
+                "the Lstm policies take no critic_memory: use enable_critic_lstm and shared_lstm, or "
+                "MlpPolicy/CnnPolicy/MultiInputPolicy with critic_memory=..."
             )
         if shared_lstm and not kwargs.get("share_features_extractor", True):
             raise ValueError(
                 "shared_lstm=True needs share_features_extractor=True: one LSTM cannot read two features "
                 "extractors; use enable_critic_lstm=True for separate actor and critic networks"
             )
+        settings = recurrent_ppo_memory(
+            memory,
+            lstm_hidden_size,
+            n_lstm_layers,
+            shared_lstm,
+            enable_critic_lstm,
+            lstm_kwargs,
+            memory_kwargs,
+        )
         self.lstm_hidden_size, self.n_lstm_layers = lstm_hidden_size, n_lstm_layers
         self.shared_lstm, self.enable_critic_lstm = shared_lstm, enable_critic_lstm
         self.lstm_kwargs = dict(lstm_kwargs or {})
         super().__init__(
-            observation_space,
-            action_space,
-            lr_schedule,
-            net_arch,
-            activation_fn,
-            *args,
-            memory="lstm",
-            memory_kwargs=dict(
-                hidden_size=lstm_hidden_size, n_layers=n_lstm_layers, rnn_kwargs=self.lstm_kwargs
-            ),
-            critic_memory="detached" if shared_lstm else "separate" if enable_critic_lstm else "none",
-            **kwargs,
+            observation_space, action_space, lr_schedule, net_arch, activation_fn, *args, **settings, **kwargs
         )
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        for name in ("memory", "memory_kwargs", "critic_memory"):
-            del data[name]
+        # memory and memory_kwargs stay: the latter as built (they win over the RecurrentPPO arguments).
+        del data["critic_memory"]
         data.update(
             lstm_hidden_size=self.lstm_hidden_size,
             n_lstm_layers=self.n_lstm_layers,

@@ -11,7 +11,7 @@ import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import torch
 from stable_baselines3.common.vec_env import VecEnv
@@ -213,7 +213,12 @@ def print_summary(title: str, rows: list[tuple[str, str]]) -> None:
 
 
 def evaluation_envs(
-    env_id: str, suite: Suite | None, n_envs: int, seed: int, previous_action_reward: bool = False
+    env_id: str,
+    suite: Suite | None,
+    n_envs: int,
+    seed: int,
+    previous_action_reward: bool = False,
+    wrapper_class: Callable[[Any], Any] | None = None,
 ) -> tuple[dict[str, VecEnv], dict[str, str]]:
     """The named evaluation envs every runner logs, with their seeds (for summaries).
 
@@ -227,6 +232,8 @@ def evaluation_envs(
         side = heldout_side(env_id)
         if previous_action_reward:
             side = side.with_env_kwargs(previous_action_reward=True)
+        if wrapper_class is not None:  # the RL Zoo's env_wrapper, inside each env's Monitor
+            side = side.with_env_kwargs(wrapper=wrapper_class)
         sides = {"heldout": side}
     else:
         sides = {"train": suite.train, **{f"heldout/{side.name}": side for side in suite.heldout}}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import inspect
 import json
 import shutil
 import sys
@@ -21,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from gymnasium import spaces
+from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
-from stable_baselines3.common.vec_env import VecEnv, VecNormalize
+from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecNormalize
 
 from agents import MemoryPPO
 from agents.atomic import write_json
@@ -41,10 +43,12 @@ from agents.factory import build_model as build_memory_ppo
 from agents.loading import init_from
 from agents.reporting import MetricsReporter, Reporter, flatten_results
 from agents.run_records import RunRecords
+from agents.schedules import LinearSchedule, parse_schedule
 from envs import make_vec_env
 from envs.benchmark import load_hyperparams
 from envs.make import SUBPROC_MIN_CORES, is_minigrid_env_id, use_subprocesses, vec_env_class
 from envs.suites import TRAIN_SEED_STRIDE, get_suite, training_env_seed
+from policies.policy import CRITIC_MEMORY_MODES
 from runners.cli import (
     UsageError,
     add_encoder_arguments,
@@ -69,6 +73,7 @@ from runners.cli import (
     settings_argv,
     unit_interval,
 )
+from runners.zoo_settings import evaluate_expression, import_objects, wrapper_function, zoo_settings
 
 PPO_DEFAULTS = PPOHyperparameters()
 
@@ -91,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--hyperparams",
         default=None,
         metavar="FILE",
-        help="YAML settings for --env (RL Zoo style, or a benchmark file); flags on the command line win",
+        help="YAML settings for --env: an RL Zoo file as it is (learning_rate, n_timesteps, policy, "
+        "policy_kwargs, normalize, lin_ schedules, ...) or a benchmark file; flags on the command line win",
     )
     parser.add_argument(
         "--total-steps", type=positive_int, default=500_000, help="environment frames to train"
@@ -103,6 +109,22 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"run the envs in subprocesses, one per env (default: with 2 or more envs when the run has "
         f"{SUBPROC_MIN_CORES} or more cores: the machine's, or --threads)",
+    )
+    parser.add_argument(
+        "--env-wrapper",
+        type=object_spec,
+        default=None,
+        help="gymnasium wrappers for each env (training and evaluation), as the RL Zoo's env_wrapper: "
+        "'module.Name', or a JSON/YAML list of names and {name: {arguments}}",
+    )
+    parser.add_argument(
+        "--frame-stack", type=positive_int, default=None, help="stack this many observations (VecFrameStack)"
+    )
+    parser.add_argument(
+        "--callback",
+        type=object_spec,
+        default=None,
+        help="SB3 callbacks to add, as the RL Zoo's callback: 'module.Name' or a list with arguments",
     )
     parser.add_argument(
         "--previous-action-reward",
@@ -149,7 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     ppo = parser.add_argument_group("PPO")
     defaults = PPO_DEFAULTS
-    ppo.add_argument("--lr", type=positive_float, default=defaults.learning_rate, help="learning rate")
+    ppo.add_argument(
+        "--lr",
+        type=schedule,
+        default=defaults.learning_rate,
+        help="learning rate: a number, or lin_<start> for the RL Zoo's linear decay to 0",
+    )
     ppo.add_argument("--n-steps", type=positive_int, default=defaults.n_steps, help="rollout steps per env")
     ppo.add_argument(
         "--batch-size", type=positive_int, default=defaults.batch_size, help="minibatch size in steps"
@@ -165,10 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
     ppo.add_argument(
         "--gae-lambda", type=unit_interval, default=defaults.gae_lambda, help="GAE lambda, in [0, 1]"
     )
-    ppo.add_argument("--clip-range", type=positive_float, default=defaults.clip_range, help="PPO clip range")
+    ppo.add_argument(
+        "--clip-range",
+        type=schedule,
+        default=defaults.clip_range,
+        help="PPO clip range (a number or lin_<start>)",
+    )
     ppo.add_argument(
         "--clip-range-vf",
-        type=positive_float,
+        type=schedule,
         default=defaults.clip_range_vf,
         help="value clip range (unset: no value clipping)",
     )
@@ -197,7 +229,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--normalize",
         action=argparse.BooleanOptionalAction,
         default=False,
-        help="VecNormalize observations and rewards (evaluation uses the training statistics)",
+        help="VecNormalize observations and rewards with --gamma (evaluation uses the training statistics)",
+    )
+    ppo.add_argument(
+        "--normalize-kwargs",
+        type=normalize_kwargs,
+        default=None,
+        help='more VecNormalize arguments with --normalize, in the RL Zoo\'s form: "dict(norm_reward=False)"',
     )
     policy = parser.add_argument_group("policy")
     policy.add_argument(
@@ -212,7 +250,76 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="orthogonal initialisation of the heads and MLP, as SB3",
     )
+    policy.add_argument(
+        "--critic-memory",
+        choices=CRITIC_MEMORY_MODES,
+        default=None,
+        help="what the value head reads: the actor's memory (shared, the default), a separate one, the "
+        "actor's without training it (detached) or none",
+    )
+    policy.add_argument(
+        "--policy-kwargs",
+        type=policy_kwargs,
+        default=None,
+        help='more policy arguments as the RL Zoo writes them: "dict(activation_fn=nn.ReLU)"',
+    )
     return parser
+
+
+def schedule(text: str) -> float | LinearSchedule:
+    """argparse type: a positive number or the RL Zoo's ``lin_<start>`` (``agents.schedules``)."""
+    try:
+        return parse_schedule(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def object_spec(text: str) -> str:
+    """argparse type: an RL Zoo ``env_wrapper`` / ``callback`` setting whose names import, kept as text."""
+    try:
+        import_objects(text, "setting")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def user_callbacks(text: str) -> list[BaseCallback]:
+    """The callbacks of ``--callback`` (the RL Zoo's ``callback`` setting), built with their arguments.
+
+    :raises UsageError: for one that cannot be built with them, or is not an SB3 callback
+    """
+    built = []
+    for callback, kwargs in import_objects(text, "--callback"):
+        try:
+            instance = callback(**kwargs)
+        except TypeError as error:
+            raise UsageError(f"--callback {callback.__name__}: {error}") from None
+        if not isinstance(instance, BaseCallback):
+            raise UsageError(f"--callback {callback.__name__} is not a stable_baselines3 BaseCallback")
+        built.append(instance)
+    return built
+
+
+def policy_kwargs(text: str) -> str:
+    """argparse type: a Zoo ``dict(...)`` expression of policy arguments, checked here and kept as text (so
+    ``config.json`` and ``--resume`` read it back)."""
+    try:
+        evaluate_expression(text, "--policy-kwargs")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def normalize_kwargs(text: str) -> str:
+    """argparse type: a Zoo ``dict(...)`` expression of VecNormalize arguments, kept as text."""
+    try:
+        kwargs = evaluate_expression(text, "--normalize-kwargs")
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    unknown = set(kwargs) - set(inspect.signature(VecNormalize.__init__).parameters) - {"gamma"}
+    if unknown or {"venv", "self"} & set(kwargs):
+        raise argparse.ArgumentTypeError(f"not VecNormalize arguments: {', '.join(sorted(unknown))}")
+    return text
 
 
 def net_arch(text: str) -> list[int] | dict[str, list[int]]:
@@ -239,8 +346,9 @@ def expand_hyperparams(argv: list[str]) -> list[str]:
     if args.hyperparams is None:
         return argv
     env_id = get_suite(args.suite, args.env).train.env_id if args.suite else args.env
-    settings = load_hyperparams(args.hyperparams, env_id)
-    words = settings_argv(build_parser(), settings, f"--hyperparams {args.hyperparams}")
+    source = f"--hyperparams {args.hyperparams}"
+    settings = zoo_settings(load_hyperparams(args.hyperparams, env_id), source)
+    words = settings_argv(build_parser(), settings, source)
     rest, skip = [], False
     for word in argv:
         if skip:
@@ -292,6 +400,10 @@ def policy_settings(args: argparse.Namespace) -> dict[str, Any]:
     settings: dict[str, Any] = {} if args.net_arch is None else {"net_arch": args.net_arch}
     if not args.ortho_init:
         settings["ortho_init"] = False
+    if args.critic_memory is not None:
+        settings["critic_memory"] = args.critic_memory
+    if args.policy_kwargs is not None:
+        settings.update(evaluate_expression(args.policy_kwargs, "--policy-kwargs"))
     return settings
 
 
@@ -299,6 +411,9 @@ def training_envs(args: argparse.Namespace) -> tuple[VecEnv, dict[str, VecEnv], 
     """The training env and the named evaluation envs (with their seed ranges, for the summary)."""
     vec_env_cls = vec_env_class(args.subproc)
     suite = get_suite(args.suite, args.env) if args.suite else None
+    if suite is not None and args.env_wrapper is not None:
+        raise UsageError("--env-wrapper applies to --env, not to a suite's envs")
+    wrapper = wrapper_function(args.env_wrapper)
     env_seed = training_env_seed(args.seed)
     if suite is not None and args.previous_action_reward:
         suite = suite.with_env_kwargs(previous_action_reward=True)
@@ -309,19 +424,35 @@ def training_envs(args: argparse.Namespace) -> tuple[VecEnv, dict[str, VecEnv], 
             seed=env_seed,
             vec_env_cls=vec_env_cls,
             previous_action_reward=args.previous_action_reward,
+            wrapper_class=wrapper,
         )
     else:
         env = suite.train.make_vec_env(args.n_envs, seed=env_seed, vec_env_cls=vec_env_cls)
     eval_envs, eval_seeds = evaluation_envs(
-        args.env, suite, min(args.n_envs, 8), args.seed, previous_action_reward=args.previous_action_reward
+        args.env,
+        suite,
+        min(args.n_envs, 8),
+        args.seed,
+        previous_action_reward=args.previous_action_reward,
+        wrapper_class=wrapper,
     )
+    if args.frame_stack is not None:
+        # Under VecNormalize (the Zoo stacks normalised observations instead): the checkpoints' statistics
+        # and the evaluation envs' copies of them then stay where the runner finds them.
+        env = VecFrameStack(env, args.frame_stack)
+        eval_envs = {name: VecFrameStack(eval_env, args.frame_stack) for name, eval_env in eval_envs.items()}
     if args.normalize:
         check_normalizable(env, args.env if suite is None else suite.train.env_id)
         # The evaluation envs get the training statistics before each evaluation (SuiteEvalCallback) and
         # report raw returns: they never update the statistics nor scale rewards.
-        env = VecNormalize(env)
+        # As the RL Zoo: rewards are scaled by returns discounted with the algorithm's own gamma.
+        kwargs = {"gamma": args.gamma}
+        if args.normalize_kwargs is not None:
+            kwargs.update(evaluate_expression(args.normalize_kwargs, "--normalize-kwargs"))
+        env = VecNormalize(env, **kwargs)
+        eval_kwargs = {key: value for key, value in kwargs.items() if key not in ("training", "norm_reward")}
         eval_envs = {
-            name: VecNormalize(eval_env, training=False, norm_reward=False)
+            name: VecNormalize(eval_env, training=False, norm_reward=False, **eval_kwargs)
             for name, eval_env in eval_envs.items()
         }
     return env, eval_envs, eval_seeds
@@ -492,6 +623,7 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
 
     # Build everything that can fail on bad input before anything is written to disk.
     env, eval_envs, eval_seeds = training_envs(args)
+    extra_callbacks = user_callbacks(args.callback) if args.callback is not None else []
     if resume_dir is not None:
         model, checkpoint = resume_from_checkpoint(resume_dir, env, args.device)
         extended = "total_steps" in overrides
@@ -526,6 +658,7 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
     )
     checkpoints = CheckpointCallback(args.checkpoint_freq, run_dir / "checkpoints")
     callbacks = [NonFiniteGuard(), checkpoints, evaluation]
+    callbacks += extra_callbacks
     if reporter is not None:
         callbacks.append(MetricsReporter(reporter, lambda: evaluation.last_results))
     remaining = args.total_steps - model.num_timesteps
@@ -554,11 +687,11 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         return 128 + interrupt.received
     if remaining > 0:
         checkpoints.save()
+    else:  # training ended before a crash in the final evaluation: learn() never set the callback up
+        evaluation.init_callback(model)
     model_path = run_dir / "model.zip"
     atomic_save(model, model_path)
 
-    if remaining <= 0:  # training ended before a crash in the final evaluation: the callback never started
-        evaluation.init_callback(model)
     final = evaluation.evaluate()
     env.close()
     for eval_env in eval_envs.values():

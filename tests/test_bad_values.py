@@ -38,7 +38,7 @@ OUT_OF_RANGE = {
 }
 NUMBERS = {int, float, *OUT_OF_RANGE}
 # Plain int flags and what is out of range for them.
-INT_OUT_OF_RANGE = {"--seed": "-1"}
+INT_OUT_OF_RANGE = {"--seed": "-1", "--frame-stack": "0"}
 
 # Flags that take free text: a bad value each (the placeholders {missing}, {file} and {tmp} are filled in).
 TEXT_VALUES: dict[str, dict[str, str]] = {
@@ -51,6 +51,13 @@ TEXT_VALUES: dict[str, dict[str, str]] = {
         "--device": "tpu:7",
         "--logdir": "{file}",
         "--net-arch": "[64, 'x']",
+        "--lr": "lin_many",
+        "--clip-range": "fast",
+        "--clip-range-vf": "lin_-1",
+        "--policy-kwargs": "dict(activation_fn=nn.NoSuchActivation)",
+        "--env-wrapper": "no_such_module.Wrapper",
+        "--normalize-kwargs": "dict(norm_reward=",
+        "--callback": "no_such_module.Callback",
     },
     "evaluate": {
         "model": "{missing}",

@@ -148,7 +148,7 @@ def test_hyperparams_yaml_round_trips_through_runners_ppo(
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("CartPole-v1: {learning_rate: 0.1}", "unknown setting 'learning_rate'"),
+        ("CartPole-v1: {learnin_rate: 0.1}", "unknown setting 'learnin_rate'"),
         ("Pendulum-v1: {lr: 0.1}", "has no settings for CartPole-v1"),
         ("CartPole-v1: {lr: -1}", "argument --lr: must be a positive number"),
         ("CartPole-v1: [", "is not valid YAML"),

@@ -372,7 +372,7 @@ def test_lstm_policy_saves_and_loads(tmp_path: Path) -> None:
         ("MlpLstmPolicy", dict(lstm_kwargs=dict(bidirectional=True)), "'bidirectional' is not supported"),
         ("MlpLstmPolicy", dict(lstm_kwargs=dict(batch_first=False)), "'batch_first' is not supported"),
         ("MlpLstmPolicy", dict(lstm_kwargs=dict(proj_size=2)), "use hidden_size"),
-        ("MlpLstmPolicy", dict(memory="tlb"), "take no memory: use lstm_hidden_size"),
+        ("MlpLstmPolicy", dict(memory="tlb", lstm_kwargs=dict(dropout=0.1)), "apply to the lstm and gru"),
         ("MlpLstmPolicy", dict(critic_memory="shared"), "shared_lstm"),
         ("MlpPolicy", dict(lstm_hidden_size=8), "unexpected keyword argument 'lstm_hidden_size'"),
     ],
@@ -585,3 +585,22 @@ def test_memoryless_advantages_and_returns_equal_sb3_ppo() -> None:
         np.testing.assert_allclose(mine.returns, theirs.returns, atol=1e-5)
         assert mine.episode_starts[1:].any()
     assert truncations >= 2, "the test needs time-limit truncations (bootstrapped rewards)"
+
+
+def test_lstm_policies_take_any_memory_with_recurrent_ppo_arguments(tmp_path: Path) -> None:
+    """An RL Zoo entry for RecurrentPPO with ``memory='tlb'`` added: lstm_hidden_size is the tlb's width,
+    enable_critic_lstm its separate critic memory, and the model saves and loads as it was built."""
+    policy_kwargs = dict(
+        memory="tlb", lstm_hidden_size=16, enable_critic_lstm=True, memory_kwargs=dict(n_heads=2)
+    )
+    model = MemoryPPO("MlpLstmPolicy", "CartPole-v1", n_steps=16, batch_size=16, policy_kwargs=policy_kwargs)
+    policy = model.policy
+    assert policy.memory_name == "tlb" and policy.memory.d_model == 16
+    assert policy.memory_kwargs["n_heads"] == 2
+    assert policy.critic_memory_mode == "separate" and policy.critic_memory is not None
+    model.save(tmp_path / "model.zip")
+    loaded = MemoryPPO.load(tmp_path / "model.zip")
+    assert loaded.policy.memory.d_model == 16
+    assert loaded.policy.memory.input_shift == policy.memory.input_shift
+    for key, value in model.policy.state_dict().items():
+        assert torch.equal(value, loaded.policy.state_dict()[key])

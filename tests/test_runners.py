@@ -103,9 +103,9 @@ def test_ppo_cli_on_a_suite_logs_every_side(tmp_path: Path, capsys: pytest.Captu
         (["--gamma", "1.5"], "argument --gamma: must be in [0, 1], got 1.5"),
         (["--gae-lambda", "-0.1"], "argument --gae-lambda: must be in [0, 1], got -0.1"),
         (["--gamma", "nan"], "argument --gamma: must be in [0, 1], got nan"),
-        (["--clip-range", "0"], "argument --clip-range: must be a positive number, got 0"),
+        (["--clip-range", "0"], "argument --clip-range: must be a positive number or a linear schedule"),
         (["--clip-range-vf", "-1"], "argument --clip-range-vf: must be a positive number"),
-        (["--lr", "inf"], "argument --lr: must be a positive number, got inf"),
+        (["--lr", "inf"], "argument --lr: must be a positive number or a linear schedule like lin_0.001"),
         (["--ent-coef", "-0.01"], "argument --ent-coef: must be 0 or more"),
         (["--vf-coef", "-1"], "argument --vf-coef: must be 0 or more"),
         # cuda:99 is refused on any machine: "no CUDA device" here, "N CUDA device(s)" on a GPU machine.
