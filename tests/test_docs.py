@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import re
 from pathlib import Path
 from types import ModuleType
 
@@ -43,3 +44,39 @@ def test_a_new_flag_shows_the_guide_out_of_date(monkeypatch: pytest.MonkeyPatch)
     guide = (DOCS / "guide.md").read_text()
     assert "--brand-new" in flag_tables.regenerate(guide)
     assert flag_tables.main(["--check"]) == 1
+
+
+LINK = re.compile(r"!?\[(?:[^\]\[]|\[[^\]]*\])*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+
+
+def heading_anchors(path: Path) -> set[str]:
+    """The anchors GitHub gives a Markdown file's headings (lower case, punctuation dropped, "-n" repeats)."""
+    seen: dict[str, int] = {}
+    in_code = False
+    for line in path.read_text().splitlines():
+        in_code = in_code != line.startswith("```")
+        heading = None if in_code else re.match(r"^#{1,6}\s+(.*)$", line)
+        if heading:
+            slug = re.sub(r"[^\w\- ]", "", heading.group(1).strip().lower()).replace(" ", "-")
+            seen[slug] = seen.get(slug, -1) + 1
+    return {slug if n == 0 else f"{slug}-{n}" for slug, count in seen.items() for n in range(count + 1)}
+
+
+def test_every_relative_link_in_the_docs_resolves() -> None:
+    """README.md, CHANGELOG.md and every page under docs/: each relative link names a file that exists, and
+    each #anchor a heading of that page."""
+    root = DOCS.parent
+    pages = [root / "README.md", root / "CHANGELOG.md", *DOCS.rglob("*.md")]
+    broken = []
+    for page in pages:
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        for target in LINK.findall(text):
+            if re.match(r"^[a-z]+:", target):
+                continue
+            path, _, anchor = target.partition("#")
+            destination = (page.parent / path).resolve() if path else page
+            if not destination.exists():
+                broken.append(f"{page.relative_to(root)}: {target}")
+            elif anchor and (destination.suffix != ".md" or anchor not in heading_anchors(destination)):
+                broken.append(f"{page.relative_to(root)}: {target} (no such heading)")
+    assert not broken, broken
