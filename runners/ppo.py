@@ -17,7 +17,6 @@ import json
 import shutil
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,6 @@ from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoard
 from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecNormalize
 
 from agents import MemoryPPO
-from agents.atomic import write_json
 from agents.callbacks import (
     CheckpointCallback,
     InterruptHandler,
@@ -36,14 +34,15 @@ from agents.callbacks import (
     TrainingDiverged,
     atomic_save,
     list_checkpoints,
-    restore_resume_state,
 )
 from agents.factory import PPOHyperparameters
 from agents.factory import build_model as build_memory_ppo
 from agents.loading import init_from
 from agents.reporting import MetricsReporter, Reporter, flatten_results
+from agents.resume import record_extension, resume_from_checkpoint, resume_total_steps
 from agents.run_records import RunRecords
 from agents.schedules import LinearSchedule, parse_schedule
+from agents.zoo_settings import evaluate_expression, import_objects, wrapper_function, zoo_settings
 from envs import make_vec_env
 from envs.benchmark import load_hyperparams
 from envs.make import SUBPROC_MIN_CORES, is_minigrid_env_id, use_subprocesses, vec_env_class
@@ -73,7 +72,6 @@ from runners.cli import (
     settings_argv,
     unit_interval,
 )
-from runners.zoo_settings import evaluate_expression, import_objects, wrapper_function, zoo_settings
 
 PPO_DEFAULTS = PPOHyperparameters()
 
@@ -521,74 +519,6 @@ def resume_overrides(argv: list[str]) -> dict[str, Any]:
     return given
 
 
-def resume_total_steps(resume_dir: Path, steps_done: int, total_steps: int, extended: bool) -> None:
-    """Refuse a resume that has nothing to train: a ``--total-steps`` at or below the steps done, or a
-    finished run (its ``run_summary.json`` written) without a larger ``--total-steps``.
-
-    :raises UsageError: naming the steps done and the fix
-    """
-    if extended and total_steps <= steps_done:
-        raise UsageError(
-            f"--total-steps {total_steps}: {resume_dir} has already trained {steps_done:,} steps; "
-            f"pass a larger --total-steps to continue it"
-        )
-    if not extended and (resume_dir / "run_summary.json").is_file() and total_steps <= steps_done:
-        raise UsageError(
-            f"--resume {resume_dir}: that run is finished ({steps_done:,} steps); pass --total-steps N "
-            f"with N > {steps_done} to train it longer"
-        )
-
-
-def record_extension(resume_dir: Path, steps_done: int, total_steps: int, command: list[str]) -> None:
-    """Write the new ``--total-steps`` into the run's ``config.json`` (so that a later ``--resume`` continues
-    to it), keeping the original command and a list of the extensions."""
-    config_path = resume_dir / "config.json"
-    config = json.loads(config_path.read_text())
-    config["argv"] = [*config["argv"], "--total-steps", str(total_steps)]
-    config["total_steps"] = total_steps
-    extension = {"from_step": steps_done, "total_steps": total_steps}
-    extension["command"] = " ".join(["python -m runners.ppo", *command])
-    config["extensions"] = [*config.get("extensions", []), extension]
-    write_json(config_path, config)
-
-
-def load_newest_checkpoint(directory: Path, env: VecEnv, device: str) -> tuple[MemoryPPO, Path]:
-    """The newest checkpoint that loads; broken ones (a truncated write, a corrupted file) are skipped."""
-    problems = []
-    for _, path in list_checkpoints(directory):
-        try:
-            with warnings.catch_warnings():
-                # A memory state that does not load here is reported by resume_from_checkpoint, in one line.
-                warnings.filterwarnings("ignore", message="Could not deserialize object _last_memory_state")
-                # force_reset=False keeps the saved last observations, which match the restored envs.
-                return MemoryPPO.load(path, env=env, device=device, force_reset=False), path
-        except Exception as error:  # noqa: BLE001 - any failure to load means "try the previous one"
-            problems.append(f"{path.name}: {type(error).__name__}")
-            print(f"warning: skipping unreadable checkpoint {path} ({type(error).__name__})", file=sys.stderr)
-    raise UsageError(f"no loadable checkpoint in {directory} ({'; '.join(problems) or 'none found'})")
-
-
-def resume_from_checkpoint(resume_dir: Path, env: VecEnv, device: str) -> tuple[MemoryPPO, Path]:
-    """The run's newest loadable checkpoint on ``device`` with its RNGs, envs and memory state restored, and
-    that checkpoint's path; the envs are reset instead where their episodes cannot continue exactly (envs not
-    restored, or a memory state that did not load), and the second case is said on stderr."""
-    model, checkpoint = load_newest_checkpoint(resume_dir / "checkpoints", env, device)
-    stats = checkpoint.with_name(checkpoint.name.replace("model_", "vecnormalize_").replace(".zip", ".pkl"))
-    if isinstance(env, VecNormalize) and stats.is_file():
-        saved = VecNormalize.load(str(stats), env.venv)
-        env.obs_rms, env.ret_rms = saved.obs_rms, saved.ret_rms
-    if not restore_resume_state(model, getattr(model, "resume_state", None)):
-        model._last_obs = None  # the saved observations belong to envs we could not restore: reset
-    elif model.memory_state_lost():
-        print(
-            f"warning: {checkpoint.name} holds no memory state loadable on {model.device} (written on "
-            "another device by an older version?): the envs restart their episodes, not continuing them",
-            file=sys.stderr,
-        )
-        model._last_obs = None
-    return model, checkpoint
-
-
 def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int:
     """Train as the command line says; returns the exit code (0 done, 1 diverged, 128+signal interrupted).
 
@@ -629,7 +559,12 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         extended = "total_steps" in overrides
         resume_total_steps(resume_dir, model.num_timesteps, args.total_steps, extended)
         if extended:
-            record_extension(resume_dir, model.num_timesteps, args.total_steps, command)
+            record_extension(
+                resume_dir,
+                model.num_timesteps,
+                args.total_steps,
+                " ".join(["python -m runners.ppo", *command]),
+            )
         print(
             f"resuming {resume_dir} from {checkpoint.name} at step {model.num_timesteps:,} on {model.device}"
         )

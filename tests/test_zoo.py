@@ -244,7 +244,7 @@ def test_zoo_entry_point_refuses_an_unknown_script(capsys: pytest.CaptureFixture
 
 def test_usage_error_is_the_runner_error() -> None:
     # zoo_settings raises the runners' UsageError, which run_main turns into one line and exit code 2.
-    from runners.zoo_settings import zoo_settings
+    from agents.zoo_settings import zoo_settings
 
     with pytest.raises(UsageError, match="vec_env_wrapper"):
         zoo_settings({"vec_env_wrapper": "stable_baselines3.common.vec_env.VecMonitor"}, "test")

@@ -27,8 +27,8 @@ import gymnasium as gym
 import torch
 from torch import nn
 
+from agents.command_line import MEMORY_FLAGS, UsageError
 from policies.policy import recurrent_ppo_memory
-from runners.cli import MEMORY_FLAGS, UsageError
 
 # Zoo names -> runners.ppo destinations (the others with SB3's name are the runner's already).
 RENAMED = {"learning_rate": "lr", "n_timesteps": "total_steps"}
