@@ -14,6 +14,7 @@ from typing import Any
 
 BENCHMARK_DIR = Path(__file__).with_name("benchmarks")
 METRICS = ("success_rate", "mean_reward")
+TASK_KEYS = {"env", "metric", "min", "max", "threshold", "hyperparams", "eval", "memory_length"}
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,9 @@ class BenchmarkTask:
     :param hyperparams: ``runners.ppo`` settings by destination name (``total_steps``, ``lr``, ...), shared by
         every memory
     :param deterministic_eval: greedy (True) or sampled (False) actions in evaluations
+    :param memory_length: how many steps the task asks the agent to remember, where one number says it (the
+        Passive T-Maze's corridor length); the report draws tasks of one env family that name it as a curve
+        of score against memory length
     """
 
     name: str
@@ -39,6 +43,7 @@ class BenchmarkTask:
     threshold: float | None = None
     hyperparams: dict[str, Any] = field(default_factory=dict)
     deterministic_eval: bool = True
+    memory_length: int | None = None
 
     def normalise(self, score: float) -> float:
         """``(score - min) / (max - min)``."""
@@ -54,6 +59,7 @@ class BenchmarkTask:
             "threshold": self.threshold,
             "hyperparams": dict(self.hyperparams),
             "deterministic_eval": self.deterministic_eval,
+            "memory_length": self.memory_length,
         }
 
 
@@ -83,7 +89,7 @@ def load_benchmark(name: str) -> Benchmark:
     data = yaml.safe_load(path.read_text())
     tasks = []
     for task_name, spec in (data.get("tasks") or {}).items():
-        unknown = set(spec) - {"env", "metric", "min", "max", "threshold", "hyperparams", "eval"}
+        unknown = set(spec) - TASK_KEYS
         if unknown or "env" not in spec:
             raise ValueError(f"benchmark {name}: task {task_name} needs 'env' and has unknown keys {unknown}")
         task = BenchmarkTask(
@@ -95,6 +101,7 @@ def load_benchmark(name: str) -> Benchmark:
             threshold=None if spec.get("threshold") is None else float(spec["threshold"]),
             hyperparams=dict(spec.get("hyperparams") or {}),
             deterministic_eval=spec.get("eval", "greedy") == "greedy",
+            memory_length=None if spec.get("memory_length") is None else int(spec["memory_length"]),
         )
         if task.metric not in METRICS or not math.isfinite(task.max - task.min) or task.max == task.min:
             raise ValueError(f"benchmark {name}: task {task_name} needs metric in {METRICS} and min != max")

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from agents.atomic import atomic_write_text
+from studies.memory_length import LengthFamily, length_estimates, length_families, plot_memory_length
 from studies.plots import (
     plot_curves,
     plot_generalization,
@@ -267,6 +268,42 @@ def aggregate_section(
     return problems
 
 
+def memory_length_section(
+    family: LengthFamily, plots: Path, lines: list[str], reps: int = BOOTSTRAP_REPS
+) -> None:
+    """The table (per label: IQM [95% CI] and seeds at the threshold per length, the longest length solved)
+    and the plot of one family."""
+    estimates = length_estimates(family, reps)
+    lengths = [length for length, _ in family.tasks]
+    metric = family.metric.replace("_", " ")
+    lines += [
+        f"## Memory length: {family.name}",
+        "",
+        f"Per memory and memory length: the IQM over seeds [95% CI] of the {metric} of the final evaluation "
+        f"after each task's budget, and how many seeds reached {fmt(family.threshold)}. The longest length "
+        f"solved is the longest at which every seed reached {fmt(family.threshold)}.",
+        "",
+        "| memory | " + " | ".join(f"L={n}" for n in lengths) + " | longest solved |",
+        "|---|" + "---|" * (len(lengths) + 1),
+    ]
+    for label in family.labels:
+        cells = []
+        for length, task in family.tasks:
+            estimate = estimates[length][label]
+            if estimate.point is None:
+                cells.append("no runs")
+                continue
+            reached = int(np.sum(task.final(label) >= family.threshold))
+            interval = f"{fmt(estimate.point)} [{fmt(estimate.low)}, {fmt(estimate.high)}]"
+            cells.append(f"{interval} ({reached}/{estimate.runs})")
+        longest = family.longest_solved(label)
+        lines.append(
+            f"| {label} | " + " | ".join(cells) + f" | {longest if longest is not None else 'none'} |"
+        )
+    image = plot_memory_length(family, estimates, plots)
+    lines += ["", f"![{image}]({PLOTS_DIR}/{image})", ""]
+
+
 def write_report(directories: list[Path], out: Path, reps: int = BOOTSTRAP_REPS) -> Path:
     """Read the runs under ``directories``, write ``out/report.md`` and ``out/plots/*.png``; returns the
     report's path. Unreadable runs are named in a warning on stderr and left out; what the aggregate or a
@@ -327,6 +364,8 @@ def write_report(directories: list[Path], out: Path, reps: int = BOOTSTRAP_REPS)
             for suite in group_suites(runs):
                 for problem in generalization_section(suite, plots, lines, reps):
                     print(f"warning: {problem}", file=sys.stderr)
+            for family in length_families(tasks):
+                memory_length_section(family, plots, lines, reps)
             lines += ["## Per task", ""]
             for task in tasks:
                 task_section(task, plots, lines, reps)
