@@ -24,8 +24,9 @@ from typing import Any
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import VecEnv
 
-from agents.bc import LR_SCHEDULES, BCConfig, BCTrainer, EpochStats
+from agents.bc import LR_SCHEDULES, BCConfig, BCTrainer, EpochStats, imitation_memory_kwargs
 from agents.callbacks import atomic_save
+from agents.command_line import settings_argv
 from agents.demos import Demos, load_demos
 from agents.factory import PPOHyperparameters, build_model
 from agents.reporting import Reporter, append_evaluations, flatten_results
@@ -34,7 +35,6 @@ from envs import make_vec_env
 from envs.relabelling import RELABELLINGS
 from envs.suites import get_suite
 from runners.cli import (
-    MEMORY_FLAGS,
     UsageError,
     add_encoder_arguments,
     add_eval_protocol_arguments,
@@ -74,7 +74,12 @@ MODEL_ENVS = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = make_parser("python -m runners.bc", "Train a memory policy by behavioural cloning of demos.")
+    parser = make_parser(
+        "python -m runners.bc",
+        "Train a memory policy by behavioural cloning of demos. With --memory tlb the model takes "
+        "tlb-paper's settings (--input-shift 0 --no-normalize-latents), which memorise demos less often than "
+        "tlb's RL defaults; a flag you give overrides them.",
+    )
     parser.add_argument("--demos", required=True, help="demos file written by python -m runners.demos")
     parser.add_argument("--env", default=None, help="the demos' env id (checked against the file)")
     parser.add_argument("--suite", default=None, help="evaluate on this suite's training and held-out sides")
@@ -237,10 +242,11 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
     :raises UsageError, ValueError: for bad input, before anything is written
     """
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     check_device(args.device)
     threads = set_threads(args.threads)
-    memory_kwargs = memory_kwargs_from_args(args)
+    memory_kwargs, preset = imitation_memory_kwargs(args.memory, memory_kwargs_from_args(args))
     config = bc_config(args)
     config.check()
     if args.relabel != "none" and args.suite == "held-out-pairs":
@@ -287,11 +293,19 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         demos_steps=demos.n_steps,
         train_episodes=len(trainer.train_episodes),
         val_episodes=len(trainer.val_episodes),
+        imitation_preset=preset,
     )
     logger = configure(str(run_dir), ["csv", "tensorboard"])
     trainer.logger = logger
     model.set_logger(logger)
     print_run_start("runners.bc", run_dir)
+    if preset:
+        words = " ".join(settings_argv(parser, preset, "the imitation preset"))
+        print(
+            f"runners.bc: --memory {args.memory} with the imitation preset {words} (tlb-paper's settings, "
+            "which memorise demos less often); give these flags yourself to override",
+            flush=True,
+        )
 
     latest: dict[str, Any] = {}
 
@@ -350,10 +364,9 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
         )
     for name, result in final.items():
         rows.append((f"success {name}", describe_result(result, eval_seeds[name], with_return=False)))
-    flags = {dest: flag for flag, (dest, _, _) in MEMORY_FLAGS.items()}
     suite_flag = f" --suite {args.suite}" if args.suite else ""
     channels_flag = "" if args.encoder_channels is None else f" --encoder-channels {args.encoder_channels}"
-    memory_flags = "".join(f" {flags[key]} {value}" for key, value in memory_kwargs.items())
+    memory_flags = "".join(f" {word}" for word in settings_argv(parser, memory_kwargs, "memory"))
     rows += [
         ("model", str(model_path)),
         ("config", str(run_dir / "config.json")),

@@ -9,6 +9,7 @@ import importlib.util
 import json
 import math
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +18,20 @@ import torch
 from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
 
 from agents import MemoryPPO, demo_generation
-from agents.bc import BCConfig, BCTrainer, discounted_returns
+from agents.bc import (
+    BCConfig,
+    BCTrainer,
+    ImitationDefaultsWarning,
+    discounted_returns,
+    imitation_memory_kwargs,
+)
 from agents.demos import Demos, load_demos, replay_episode, save_demos
 from agents.evaluation import evaluate_model
 from agents.factory import build_model
 from agents.loading import init_from
 from envs import make_env, make_vec_env
 from envs.suites import HELDOUT_SEED_START
+from policies.memories.tlb import PAPER_SETTINGS
 from runners import bc, demos, evaluate
 from runners.cli import parser_options, run_main
 
@@ -346,7 +354,10 @@ def test_bc_runner_lowers_validation_loss_and_saves_a_memory_ppo_model(
     assert any(row[header.index("eval/heldout/success_rate")] for row in values)
     assert list(run_dir.glob("events.out.tfevents.*"))
     config = json.loads((run_dir / "config.json").read_text())
-    assert config["memory_kwargs"] == TINY_MEMORY_KWARGS and config["val_episodes"] == 6
+    # --memory tlb takes the imitation preset (tlb-paper's settings) where no flag says otherwise.
+    assert config["memory_kwargs"] == {**TINY_MEMORY_KWARGS, **PAPER_SETTINGS} and config["val_episodes"] == 6
+    assert config["imitation_preset"] == PAPER_SETTINGS
+    assert "with the imitation preset --input-shift 0 --no-normalize-latents" in out
     final = json.loads((run_dir / "final_eval.json").read_text())
     assert final["heldout"]["episodes"] == 2
     assert config["stochastic_eval"] is True and final["heldout"]["protocol"] == "sampled"
@@ -355,7 +366,12 @@ def test_bc_runner_lowers_validation_loss_and_saves_a_memory_ppo_model(
     assert model.policy.memory_name == "tlb"
     assert model.policy.features_extractor.cell_embedding.embedding_dim == 8
     # The saved model records the tlb options left at their defaults too (Memory.recorded_settings).
-    assert model.policy.memory_kwargs == {**TINY_MEMORY_KWARGS, **model.policy.memory.recorded_settings()}
+    assert model.policy.memory_kwargs == {
+        **TINY_MEMORY_KWARGS,
+        **PAPER_SETTINGS,
+        **model.policy.memory.recorded_settings(),
+    }
+    assert model.policy.memory.input_shift == 0
     result = evaluate_model(model, make_vec_env(ENV_ID, n_envs=2, seed=HELDOUT_SEED_START), n_episodes=2)
     assert result.episodes == 2
     table = tmp_path / "eval.json"
@@ -363,8 +379,11 @@ def test_bc_runner_lowers_validation_loss_and_saves_a_memory_ppo_model(
     assert run_main(evaluate.main, [*evaluate_argv, "--json", str(table)]) == 0
     assert json.loads(table.read_text())[0]["episodes"] == 2
 
-    # The BC model initialises a PPO model of the same settings: init_from copies every weight.
-    fresh = tiny_model(encoder_channels=8)
+    # The BC model initialises a PPO model of the same settings (the summary's fine-tune command names them):
+    # init_from copies every weight.
+    fine_tune = next(line for line in out.splitlines() if "fine-tune" in line)
+    assert "--memory tlb --input-shift 0 --no-normalize-latents --d-model 16" in fine_tune
+    fresh = tiny_model(memory_kwargs={**TINY_MEMORY_KWARGS, **PAPER_SETTINGS}, encoder_channels=8)
     init_from(fresh, run_dir / "model.zip")
     for key, value in model.policy.state_dict().items():
         assert torch.equal(fresh.policy.state_dict()[key], value), key
@@ -513,6 +532,65 @@ def test_weight_averaging_scores_and_keeps_the_average_without_changing_training
             BCConfig(ema_decay=bad).check()
     with pytest.raises(ValueError, match="use one of them"):
         BCConfig(ema_decay=0.9, keep_best=True).check()
+
+
+def test_the_imitation_preset_fills_only_what_the_user_left_unset() -> None:
+    assert imitation_memory_kwargs("tlb", {"d_model": 16}) == (
+        {"d_model": 16, **PAPER_SETTINGS},
+        PAPER_SETTINGS,
+    )
+    kwargs, applied = imitation_memory_kwargs("tlb", {"input_shift": 2})
+    assert kwargs == {"input_shift": 2, "normalize_latents": False} and applied == {
+        "normalize_latents": False
+    }
+    assert imitation_memory_kwargs("tlb", dict(PAPER_SETTINGS))[1] == {}
+    assert imitation_memory_kwargs("gru", {"hidden_size": 8}) == ({"hidden_size": 8}, {})
+    assert imitation_memory_kwargs("tlb-paper", {}) == ({}, {})
+
+
+def test_the_trainer_warns_when_tlb_keeps_its_rl_defaults(demos_file: Path) -> None:
+    demos = load_demos(demos_file)
+    with pytest.warns(ImitationDefaultsWarning, match="input_shift=2, normalize_latents=True, which"):
+        BCTrainer(tiny_model(), demos, BCConfig(epochs=1))
+    with pytest.warns(ImitationDefaultsWarning, match="preset input_shift=0, normalize_latents=False"):
+        BCTrainer(
+            tiny_model(memory_kwargs={**TINY_MEMORY_KWARGS, "input_shift": 1}), demos, BCConfig(epochs=1)
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ImitationDefaultsWarning)
+        BCTrainer(
+            tiny_model(memory_kwargs={**TINY_MEMORY_KWARGS, **PAPER_SETTINGS}), demos, BCConfig(epochs=1)
+        )
+        paper = build_model(make_vec_env(ENV_ID, n_envs=2, seed=0), "tlb-paper", TINY_MEMORY_KWARGS, 16)
+        BCTrainer(paper, demos, BCConfig(epochs=1))
+
+
+def test_bc_runner_trains_tlb_as_tlb_paper_unless_a_flag_says_otherwise(
+    demos_file: Path, tmp_path: Path
+) -> None:
+    def train(memory: str, *extra: str) -> tuple[dict, dict[str, torch.Tensor]]:
+        run_dir = tmp_path / f"{memory}{''.join(extra)}"
+        argv = [
+            "--demos", str(demos_file), "--env", ENV_ID, "--memory", memory, *TINY_MEMORY[2:], *extra,
+            "--features-dim", "16", "--epochs", "2", "--batch-episodes", "8", "--eval-freq", "0",
+            "--eval-episodes", "2", "--threads", "1", "--no-progress", "--seed", "3",
+            "--logdir", str(run_dir),
+        ]  # fmt: skip
+        assert run_main(bc.main, argv) == 0
+        config = json.loads((run_dir / "config.json").read_text())
+        return config, MemoryPPO.load(run_dir / "model.zip").policy.state_dict()
+
+    tlb_config, tlb_weights = train("tlb")
+    paper_config, paper_weights = train("tlb-paper")
+    # The default path trains exactly what --memory tlb-paper trains: the same weights after training.
+    assert tlb_config["imitation_preset"] == PAPER_SETTINGS and paper_config["imitation_preset"] == {}
+    assert tlb_weights.keys() == paper_weights.keys()
+    for key, value in tlb_weights.items():
+        assert torch.equal(value, paper_weights[key]), key
+    shifted_config, shifted_weights = train("tlb", "--input-shift", "2")
+    assert shifted_config["memory_kwargs"]["input_shift"] == 2
+    assert shifted_config["imitation_preset"] == {"normalize_latents": False}
+    assert any("shift" in key for key in shifted_weights)
 
 
 def test_bc_flags_are_bc_config_fields_with_its_defaults() -> None:
