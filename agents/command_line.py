@@ -36,6 +36,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def sequence_length_value(text: str) -> int | str:
+    """argparse type: a training sequence length, an integer > 0 or ``"rollout"`` (whole rollouts)."""
+    if text == "rollout":
+        return text
+    try:
+        return positive_int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer or 'rollout', got {text}") from None
+
+
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
     value = int(text)

@@ -32,7 +32,7 @@ class PPOHyperparameters:
     n_steps: int = 128
     batch_size: int = 256
     n_epochs: int = 4
-    sequence_length: int | None = 32
+    sequence_length: int | str | None = 32
     gamma: float = 0.99
     gae_lambda: float = 0.95
     clip_range: float | Schedule = 0.2

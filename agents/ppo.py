@@ -121,6 +121,10 @@ class TimeSpent:
         return ", ".join(f"{kind} {self.total[kind]:,.1f} s ({share[kind]:.0%})" for kind in self.KINDS)
 
 
+# sequence_length=WHOLE_ROLLOUT trains on whole rollouts: one sequence of n_steps per env.
+WHOLE_ROLLOUT = "rollout"
+
+
 def default_sequence_length(n_steps: int, batch_size: int, longest: int = MAX_DEFAULT_SEQUENCE_LENGTH) -> int:
     """The largest length up to ``longest`` that divides both ``n_steps`` and ``batch_size``."""
     return max(
@@ -138,8 +142,10 @@ class MemoryPPO(PPO):
     :param sequence_length: length L of the training sequences; ``n_steps`` and ``batch_size`` must be
         multiples of it (a minibatch is ``batch_size / L`` whole sequences). ``None`` (the default) picks
         the largest length up to 32 that divides both, e.g. 32 for the defaults, 16 for ``n_steps=16``;
-        the choice is printed with ``verbose >= 1``. Longer sequences let gradients reach further back;
-        the memory state carried into each sequence comes from the rollout, so any L reproduces it.
+        the choice is printed with ``verbose >= 1``. ``"rollout"`` trains on whole rollouts (L =
+        ``n_steps``, one sequence per env). Longer sequences let gradients reach further back; the memory
+        state carried into each sequence comes from the rollout, so any L reproduces it, and episodes may
+        start anywhere inside a sequence.
 
     Policies: ``"MlpPolicy"``, ``"CnnPolicy"``, ``"MultiInputPolicy"`` (any memory, ``policy_kwargs=dict(
     memory="tlb", memory_kwargs=..., critic_memory=...)``; one memory shared by actor and critic by
@@ -168,7 +174,7 @@ class MemoryPPO(PPO):
         n_steps: int = 128,
         batch_size: int = 128,
         *args: Any,
-        sequence_length: int | None = None,
+        sequence_length: int | str | None = None,
         _init_setup_model: bool = True,
         **kwargs: Any,
     ) -> None:
@@ -178,8 +184,14 @@ class MemoryPPO(PPO):
         chosen = sequence_length is None
         if sequence_length is None:
             sequence_length = default_sequence_length(n_steps, batch_size)
-        if int(sequence_length) != sequence_length or sequence_length <= 0:
-            raise ValueError(f"sequence_length must be a positive integer, got {sequence_length!r}")
+        elif sequence_length == WHOLE_ROLLOUT:
+            sequence_length = n_steps
+        valid = not isinstance(sequence_length, str) and int(sequence_length) == sequence_length > 0
+        if not valid:
+            raise ValueError(
+                f"sequence_length must be a positive integer or {WHOLE_ROLLOUT!r}, got {sequence_length!r}"
+            )
+        sequence_length = int(sequence_length)
         for name, value in (("n_steps", n_steps), ("batch_size", batch_size)):
             if value % sequence_length != 0:
                 raise ValueError(

@@ -35,6 +35,7 @@ from agents.callbacks import (
     atomic_save,
     list_checkpoints,
 )
+from agents.command_line import sequence_length_value
 from agents.factory import PPOHyperparameters
 from agents.factory import build_model as build_memory_ppo
 from agents.loading import init_from
@@ -182,9 +183,9 @@ def build_parser() -> argparse.ArgumentParser:
     ppo.add_argument("--n-epochs", type=positive_int, default=defaults.n_epochs, help="epochs per rollout")
     ppo.add_argument(
         "--sequence-length",
-        type=positive_int,
+        type=sequence_length_value,
         default=defaults.sequence_length,
-        help="training sequence length",
+        help="training sequence length in steps, or 'rollout': whole rollouts (--n-steps)",
     )
     ppo.add_argument("--gamma", type=unit_interval, default=defaults.gamma, help="discount, in [0, 1]")
     ppo.add_argument(

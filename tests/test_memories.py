@@ -76,6 +76,24 @@ def test_sequence_equals_folded_steps(variant: str, device: torch.device, step_p
         assert (state_steps[key].float() - state_seq[key].float()).abs().max() < 1e-5, key
 
 
+@pytest.mark.parametrize("variant", ["tlb", "tlb-shift", "lstm", "gru", "transformer", "none"])
+def test_long_sequences_equal_folded_steps(variant: str) -> None:
+    """512 steps with episodes of 1 to 60 steps starting anywhere: the law holds as well as at 19 steps."""
+    memory = build(variant)
+    batch, length = 3, 512
+    generator = torch.Generator().manual_seed(1)
+    x = torch.randn(batch, length, INPUT_DIM, generator=generator)
+    starts = torch.rand(batch, length, generator=generator) < 1 / 30
+    starts[2] = False  # one row is a single episode longer than the sequence
+    state = warm_state(memory, batch)
+    with torch.no_grad():
+        y_steps, state_steps = memory.fold_steps(x, state, starts)
+        y_seq, state_seq = memory.sequence(x, state, starts)
+    assert (y_steps - y_seq).abs().max() < 1e-5
+    for key in state_steps:
+        assert (state_steps[key].float() - state_seq[key].float()).abs().max() < 1e-5, key
+
+
 @pytest.mark.parametrize("variant", list(TINY_KWARGS))
 def test_sequence_is_causal(variant: str) -> None:
     memory = build(variant)

@@ -82,6 +82,43 @@ def test_first_update_has_zero_approx_kl(memory: str) -> None:
     assert model.logger.name_to_value["train/clip_fraction"] == 0.0
 
 
+# Sequences far longer than CartPole's random-policy episodes (about 20 steps), so each holds many episode
+# starts at any phase of tlb's chunks; "rollout" is one sequence per env. Slow: 5-20 s each here.
+LONG_SEQUENCES = [
+    *(
+        pytest.param(memory, 256, "rollout", id=f"{memory}-rollout256", marks=pytest.mark.slow)
+        for memory in MEMORIES
+    ),
+    *(
+        pytest.param(memory, 512, 512, id=f"{memory}-512", marks=pytest.mark.slow)
+        for memory in ("tlb", "lstm", "gru")
+    ),
+]
+
+
+@pytest.mark.parametrize("memory, n_steps, sequence_length", LONG_SEQUENCES)
+def test_long_sequences_replay_the_rollout_exactly(
+    memory: str, n_steps: int, sequence_length: int | str
+) -> None:
+    env = make_vec_env("CartPole-v1", n_envs=2, seed=2)
+    model = tiny_model(env, memory, n_steps=n_steps, batch_size=2 * n_steps, sequence_length=sequence_length)
+    assert model.sequence_length == n_steps
+    model._setup_learn(total_timesteps=10_000, callback=None)
+    callback = model._init_callback(None)
+    for _ in range(2):  # the second rollout starts from a carried state, mid-episode
+        assert model.collect_rollouts(model.env, callback, model.rollout_buffer, model.n_steps)
+        assert model.rollout_buffer.episode_starts.sum() > 8
+        with torch.no_grad():
+            (batch,) = list(model.rollout_buffer.get(model.batch_size))
+            actions = batch.actions.long().flatten()
+            values, log_prob, _ = model.policy.evaluate_actions(batch.observations, actions)
+        assert (log_prob - batch.old_log_prob).abs().max() < 1e-5
+        assert (values.flatten() - batch.old_values).abs().max() < 1e-5
+        model.train()  # one epoch, one minibatch: its approx_kl is measured before any step on this rollout
+        assert abs(model.logger.name_to_value["train/approx_kl"]) < 1e-6
+        assert model.logger.name_to_value["train/clip_fraction"] == 0.0
+
+
 TLB_OPTIONS = [
     dict(previous_chunk=True),
     dict(latent_init_std=1.0),
