@@ -20,10 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gymnasium import spaces
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
-from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecNormalize
+from stable_baselines3.common.vec_env import VecNormalize
 
 from agents import MemoryPPO
 from agents.callbacks import (
@@ -42,11 +41,11 @@ from agents.reporting import MetricsReporter, Reporter, flatten_results
 from agents.resume import record_extension, resume_from_checkpoint, resume_total_steps
 from agents.run_records import RunRecords
 from agents.schedules import LinearSchedule, parse_schedule
-from agents.zoo_settings import evaluate_expression, import_objects, wrapper_function, zoo_settings
-from envs import make_vec_env
+from agents.training_envs import training_envs
+from agents.zoo_settings import evaluate_expression, import_objects, zoo_settings
 from envs.benchmark import load_hyperparams
-from envs.make import SUBPROC_MIN_CORES, is_minigrid_env_id, use_subprocesses, vec_env_class
-from envs.suites import TRAIN_SEED_STRIDE, get_suite, training_env_seed
+from envs.make import SUBPROC_MIN_CORES, use_subprocesses
+from envs.suites import TRAIN_SEED_STRIDE, get_suite
 from policies.policy import CRITIC_MEMORY_MODES
 from runners.cli import (
     UsageError,
@@ -56,7 +55,6 @@ from runners.cli import (
     check_device,
     default_run_dir,
     describe_result,
-    evaluation_envs,
     make_parser,
     memory_kwargs_from_args,
     non_negative_float,
@@ -403,75 +401,6 @@ def policy_settings(args: argparse.Namespace) -> dict[str, Any]:
     if args.policy_kwargs is not None:
         settings.update(evaluate_expression(args.policy_kwargs, "--policy-kwargs"))
     return settings
-
-
-def training_envs(args: argparse.Namespace) -> tuple[VecEnv, dict[str, VecEnv], dict[str, str]]:
-    """The training env and the named evaluation envs (with their seed ranges, for the summary)."""
-    vec_env_cls = vec_env_class(args.subproc)
-    suite = get_suite(args.suite, args.env) if args.suite else None
-    if suite is not None and args.env_wrapper is not None:
-        raise UsageError("--env-wrapper applies to --env, not to a suite's envs")
-    wrapper = wrapper_function(args.env_wrapper)
-    env_seed = training_env_seed(args.seed)
-    if suite is not None and args.previous_action_reward:
-        suite = suite.with_env_kwargs(previous_action_reward=True)
-    if suite is None:
-        env = make_vec_env(
-            args.env,
-            n_envs=args.n_envs,
-            seed=env_seed,
-            vec_env_cls=vec_env_cls,
-            previous_action_reward=args.previous_action_reward,
-            wrapper_class=wrapper,
-        )
-    else:
-        env = suite.train.make_vec_env(args.n_envs, seed=env_seed, vec_env_cls=vec_env_cls)
-    eval_envs, eval_seeds = evaluation_envs(
-        args.env,
-        suite,
-        min(args.n_envs, 8),
-        args.seed,
-        previous_action_reward=args.previous_action_reward,
-        wrapper_class=wrapper,
-    )
-    if args.frame_stack is not None:
-        # Under VecNormalize (the Zoo stacks normalised observations instead): the checkpoints' statistics
-        # and the evaluation envs' copies of them then stay where the runner finds them.
-        env = VecFrameStack(env, args.frame_stack)
-        eval_envs = {name: VecFrameStack(eval_env, args.frame_stack) for name, eval_env in eval_envs.items()}
-    if args.normalize:
-        check_normalizable(env, args.env if suite is None else suite.train.env_id)
-        # The evaluation envs get the training statistics before each evaluation (SuiteEvalCallback) and
-        # report raw returns: they never update the statistics nor scale rewards.
-        # As the RL Zoo: rewards are scaled by returns discounted with the algorithm's own gamma.
-        kwargs = {"gamma": args.gamma}
-        if args.normalize_kwargs is not None:
-            kwargs.update(evaluate_expression(args.normalize_kwargs, "--normalize-kwargs"))
-        env = VecNormalize(env, **kwargs)
-        eval_kwargs = {key: value for key, value in kwargs.items() if key not in ("training", "norm_reward")}
-        eval_envs = {
-            name: VecNormalize(eval_env, training=False, norm_reward=False, **eval_kwargs)
-            for name, eval_env in eval_envs.items()
-        }
-    return env, eval_envs, eval_seeds
-
-
-def check_normalizable(env: VecEnv, env_id: str) -> None:
-    """Refuse ``--normalize`` for observations VecNormalize cannot scale: it takes Box observations (or a Dict
-    of them), and scaling categorical codes (MiniGrid's cells, POPGym's Discrete observations) would make no
-    sense even where it could.
-
-    :raises UsageError: naming the env's observation space and the envs the flag suits
-    """
-    space = env.observation_space
-    parts = space.spaces.values() if isinstance(space, spaces.Dict) else [space]
-    if is_minigrid_env_id(env_id) or not all(isinstance(part, spaces.Box) for part in parts):
-        env.close()
-        shown = f"Dict({', '.join(space.spaces)})" if isinstance(space, spaces.Dict) else str(space)
-        raise UsageError(
-            f"--normalize: {env_id}'s observations ({shown}) are not continuous values for VecNormalize to "
-            "scale; leave --normalize off there (it suits Box observations, as in classic control)"
-        )
 
 
 def resume_arguments(resume_dir: Path) -> argparse.Namespace:
