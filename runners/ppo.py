@@ -11,8 +11,6 @@ machine without one, ...) are refused in one line, exit code 2, before anything 
 from __future__ import annotations
 
 import argparse
-import ast
-import inspect
 import json
 import shutil
 import sys
@@ -20,11 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
-from stable_baselines3.common.vec_env import VecNormalize
 
-from agents import MemoryPPO
 from agents.callbacks import (
     CheckpointCallback,
     InterruptHandler,
@@ -35,14 +30,21 @@ from agents.callbacks import (
     list_checkpoints,
 )
 from agents.factory import PPOHyperparameters
-from agents.factory import build_model as build_memory_ppo
 from agents.loading import init_from
+from agents.ppo_settings import (
+    build_model,
+    net_arch,
+    normalize_kwargs,
+    object_spec,
+    policy_kwargs,
+    schedule,
+    user_callbacks,
+)
 from agents.reporting import MetricsReporter, Reporter, flatten_results
 from agents.resume import record_extension, resume_from_checkpoint, resume_total_steps
 from agents.run_records import RunRecords
-from agents.schedules import LinearSchedule, parse_schedule
 from agents.training_envs import training_envs
-from agents.zoo_settings import evaluate_expression, import_objects, zoo_settings
+from agents.zoo_settings import zoo_settings
 from envs.benchmark import load_hyperparams
 from envs.make import SUBPROC_MIN_CORES, use_subprocesses
 from envs.suites import TRAIN_SEED_STRIDE, get_suite
@@ -262,78 +264,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def schedule(text: str) -> float | LinearSchedule:
-    """argparse type: a positive number or the RL Zoo's ``lin_<start>`` (``agents.schedules``)."""
-    try:
-        return parse_schedule(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def object_spec(text: str) -> str:
-    """argparse type: an RL Zoo ``env_wrapper`` / ``callback`` setting whose names import, kept as text."""
-    try:
-        import_objects(text, "setting")
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
-
-
-def user_callbacks(text: str) -> list[BaseCallback]:
-    """The callbacks of ``--callback`` (the RL Zoo's ``callback`` setting), built with their arguments.
-
-    :raises UsageError: for one that cannot be built with them, or is not an SB3 callback
-    """
-    built = []
-    for callback, kwargs in import_objects(text, "--callback"):
-        try:
-            instance = callback(**kwargs)
-        except TypeError as error:
-            raise UsageError(f"--callback {callback.__name__}: {error}") from None
-        if not isinstance(instance, BaseCallback):
-            raise UsageError(f"--callback {callback.__name__} is not a stable_baselines3 BaseCallback")
-        built.append(instance)
-    return built
-
-
-def policy_kwargs(text: str) -> str:
-    """argparse type: a Zoo ``dict(...)`` expression of policy arguments, checked here and kept as text (so
-    ``config.json`` and ``--resume`` read it back)."""
-    try:
-        evaluate_expression(text, "--policy-kwargs")
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
-
-
-def normalize_kwargs(text: str) -> str:
-    """argparse type: a Zoo ``dict(...)`` expression of VecNormalize arguments, kept as text."""
-    try:
-        kwargs = evaluate_expression(text, "--normalize-kwargs")
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    unknown = set(kwargs) - set(inspect.signature(VecNormalize.__init__).parameters) - {"gamma"}
-    if unknown or {"venv", "self"} & set(kwargs):
-        raise argparse.ArgumentTypeError(f"not VecNormalize arguments: {', '.join(sorted(unknown))}")
-    return text
-
-
-def net_arch(text: str) -> list[int] | dict[str, list[int]]:
-    """argparse type: SB3's ``net_arch``, a list of widths or a dict with ``pi`` and ``vf`` lists."""
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        value = None
-    is_widths = lambda v: isinstance(v, list) and all(isinstance(w, int) and w > 0 for w in v)  # noqa: E731
-    if is_widths(value) or (
-        isinstance(value, dict) and set(value) <= {"pi", "vf"} and all(map(is_widths, value.values()))
-    ):
-        return value
-    raise argparse.ArgumentTypeError(
-        f"not a net_arch: {text!r}; write a list like '[64, 64]' or a dict like \"{{'pi': [], 'vf': [64]}}\""
-    )
-
-
 def expand_hyperparams(argv: list[str]) -> list[str]:
     """``argv`` with the settings of ``--hyperparams FILE`` for its env put first (so flags given on the
     command line win) and the ``--hyperparams`` flag itself removed: the result is what ``config.json``
@@ -354,53 +284,6 @@ def expand_hyperparams(argv: list[str]) -> list[str]:
         elif not word.startswith("--hyperparams="):
             rest.append(word)
     return [*words, *rest]
-
-
-def hyperparameters(args: argparse.Namespace) -> PPOHyperparameters:
-    """The PPO settings of the command line."""
-    return PPOHyperparameters(
-        learning_rate=args.lr,
-        n_steps=args.n_steps,
-        batch_size=args.batch_size,
-        n_epochs=args.n_epochs,
-        sequence_length=args.sequence_length,
-        gamma=args.gamma,
-        gae_lambda=args.gae_lambda,
-        clip_range=args.clip_range,
-        clip_range_vf=args.clip_range_vf,
-        ent_coef=args.ent_coef,
-        vf_coef=args.vf_coef,
-        max_grad_norm=args.max_grad_norm,
-        target_kl=args.target_kl,
-        normalize_advantage=args.normalize_advantage,
-    )
-
-
-def build_model(args: argparse.Namespace, env: Any, memory_kwargs: dict[str, Any]) -> MemoryPPO:
-    """The model the command line describes (``agents.factory.build_model``)."""
-    return build_memory_ppo(
-        env,
-        args.memory,
-        memory_kwargs,
-        features_dim=args.features_dim,
-        encoder_channels=args.encoder_channels,
-        hyperparameters=hyperparameters(args),
-        seed=args.seed,
-        device=args.device,
-        policy_kwargs=policy_settings(args),
-    )
-
-
-def policy_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The policy arguments of the command line (only those set, so SB3's defaults stay otherwise)."""
-    settings: dict[str, Any] = {} if args.net_arch is None else {"net_arch": args.net_arch}
-    if not args.ortho_init:
-        settings["ortho_init"] = False
-    if args.critic_memory is not None:
-        settings["critic_memory"] = args.critic_memory
-    if args.policy_kwargs is not None:
-        settings.update(evaluate_expression(args.policy_kwargs, "--policy-kwargs"))
-    return settings
 
 
 def resume_arguments(resume_dir: Path) -> argparse.Namespace:
