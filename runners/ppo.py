@@ -11,7 +11,6 @@ machine without one, ...) are refused in one line, exit code 2, before anything 
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import time
@@ -41,11 +40,16 @@ from agents.ppo_settings import (
     user_callbacks,
 )
 from agents.reporting import MetricsReporter, Reporter, flatten_results
-from agents.resume import record_extension, resume_from_checkpoint, resume_total_steps
+from agents.resume import (
+    record_extension,
+    resume_arguments,
+    resume_from_checkpoint,
+    resume_overrides,
+    resume_total_steps,
+)
 from agents.run_records import RunRecords
 from agents.training_envs import training_envs
-from agents.zoo_settings import zoo_settings
-from envs.benchmark import load_hyperparams
+from agents.zoo_settings import expand_hyperparams as expand_zoo_hyperparams
 from envs.make import SUBPROC_MIN_CORES, use_subprocesses
 from envs.suites import TRAIN_SEED_STRIDE, get_suite
 from policies.policy import CRITIC_MEMORY_MODES
@@ -69,7 +73,6 @@ from runners.cli import (
     resolve_stochastic_eval,
     run_main,
     set_threads,
-    settings_argv,
     unit_interval,
 )
 
@@ -265,70 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def expand_hyperparams(argv: list[str]) -> list[str]:
-    """``argv`` with the settings of ``--hyperparams FILE`` for its env put first (so flags given on the
-    command line win) and the ``--hyperparams`` flag itself removed: the result is what ``config.json``
-    stores, so a resumed run needs the file no more."""
-    args = build_parser().parse_args(argv)
-    if args.hyperparams is None:
-        return argv
-    env_id = get_suite(args.suite, args.env).train.env_id if args.suite else args.env
-    source = f"--hyperparams {args.hyperparams}"
-    settings = zoo_settings(load_hyperparams(args.hyperparams, env_id), source)
-    words = settings_argv(build_parser(), settings, source)
-    rest, skip = [], False
-    for word in argv:
-        if skip:
-            skip = False
-        elif word == "--hyperparams":
-            skip = True
-        elif not word.startswith("--hyperparams="):
-            rest.append(word)
-    return [*words, *rest]
-
-
-def resume_arguments(resume_dir: Path) -> argparse.Namespace:
-    """The run's own resolved config, so a resumed run continues with exactly the same settings."""
-    config_path = resume_dir / "config.json"
-    if not config_path.is_file():
-        raise UsageError(
-            f"--resume {resume_dir}: no config.json there; pass the directory of a runners.ppo run"
-        )
-    try:
-        config = json.loads(config_path.read_text())
-        args = build_parser().parse_args(config["argv"])
-    except (json.JSONDecodeError, KeyError) as error:
-        raise UsageError(f"--resume {resume_dir}: config.json is unreadable ({error})") from None
-    args.logdir, args.overwrite, args.resume, args.init_from = str(resume_dir), True, str(resume_dir), None
-    if isinstance(config.get("stochastic_eval"), bool):  # the run's own protocol, even if the default moved
-        args.stochastic_eval = config["stochastic_eval"]
-    return args
-
-
-# What a ``--resume`` command line may set besides the run directory: everything else is the run's own.
-RESUME_OPTIONS = ("device", "total_steps", "threads", "no_progress")
-
-
-def resume_overrides(argv: list[str]) -> dict[str, Any]:
-    """The settings a ``--resume`` command line gives explicitly: ``--device`` (so that a run trained on a GPU
-    can continue on a machine without one), ``--total-steps`` (to train a finished run longer), ``--threads``
-    and ``--no-progress``.
-
-    :raises UsageError: for any other flag, which would silently not apply to the resumed run
-    """
-    parser = build_parser()
-    unset = object()
-    parser.set_defaults(**{action.dest: unset for action in parser._actions if action.dest != "help"})
-    given = {key: value for key, value in vars(parser.parse_args(argv)).items() if value is not unset}
-    given.pop("resume", None)
-    others = sorted(set(given) - set(RESUME_OPTIONS))
-    if others:
-        flags = ", ".join(f"--{name.replace('_', '-')}" for name in others)
-        allowed = ", ".join(f"--{name.replace('_', '-')}" for name in RESUME_OPTIONS)
-        raise UsageError(
-            f"--resume continues a run with its own settings, so {flags} cannot change; with --resume only "
-            f"{allowed} apply (start a new run, or --init-from its model, to change the rest)"
-        )
-    return given
+    """``argv`` with ``--hyperparams FILE``'s settings put first and the flag removed
+    (``agents.zoo_settings.expand_hyperparams``)."""
+    return expand_zoo_hyperparams(build_parser(), argv)
 
 
 def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int:
@@ -346,8 +288,8 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
     resume_dir = Path(args.resume) if args.resume else None
     overrides: dict[str, Any] = {}
     if resume_dir is not None:
-        overrides = resume_overrides(argv)
-        args = resume_arguments(resume_dir)
+        overrides = resume_overrides(build_parser(), argv)
+        args = resume_arguments(build_parser(), resume_dir)
         for key, value in overrides.items():
             setattr(args, key, value)
     check_device(args.device)
