@@ -6,49 +6,22 @@ MiniGrid/BabyAI, greedy elsewhere, ``--deterministic`` / ``--stochastic-eval`` t
 periodically and at the end, writes the resolved config beside the model, and ends with a one-screen
 summary naming the evaluation protocol. Settings that cannot work (a discount above 1, a CUDA device on a
 machine without one, ...) are refused in one line, exit code 2, before anything is written.
+
+This module parses and checks the command line; ``agents.training_run.TrainingRun`` runs what it says.
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
-
-from agents.callbacks import (
-    CheckpointCallback,
-    InterruptHandler,
-    NonFiniteGuard,
-    SuiteEvalCallback,
-    TrainingDiverged,
-    atomic_save,
-    list_checkpoints,
-)
 from agents.factory import PPOHyperparameters
-from agents.loading import init_from
-from agents.ppo_settings import (
-    build_model,
-    net_arch,
-    normalize_kwargs,
-    object_spec,
-    policy_kwargs,
-    schedule,
-    user_callbacks,
-)
-from agents.reporting import MetricsReporter, Reporter, flatten_results
-from agents.resume import (
-    record_extension,
-    resume_arguments,
-    resume_from_checkpoint,
-    resume_overrides,
-    resume_total_steps,
-)
-from agents.run_records import RunRecords
-from agents.training_envs import training_envs
+from agents.ppo_settings import net_arch, normalize_kwargs, object_spec, policy_kwargs, schedule
+from agents.reporting import Reporter
+from agents.resume import resume_arguments, resume_overrides
+from agents.training_run import TrainingRun
 from agents.zoo_settings import expand_hyperparams as expand_zoo_hyperparams
 from envs.make import SUBPROC_MIN_CORES, use_subprocesses
 from envs.suites import TRAIN_SEED_STRIDE, get_suite
@@ -59,17 +32,12 @@ from runners.cli import (
     add_eval_protocol_arguments,
     add_memory_arguments,
     check_device,
-    default_run_dir,
-    describe_result,
     make_parser,
     memory_kwargs_from_args,
     non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
-    prepare_run_dir,
-    print_run_start,
-    print_summary,
     resolve_stochastic_eval,
     run_main,
     set_threads,
@@ -305,121 +273,8 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
             f"--batch-size {args.batch_size} exceeds one rollout (--n-steps x --n-envs = {rollout})"
         )
 
-    # Build everything that can fail on bad input before anything is written to disk.
-    env, eval_envs, eval_seeds = training_envs(args)
-    extra_callbacks = user_callbacks(args.callback) if args.callback is not None else []
-    if resume_dir is not None:
-        model, checkpoint = resume_from_checkpoint(resume_dir, env, args.device)
-        extended = "total_steps" in overrides
-        resume_total_steps(resume_dir, model.num_timesteps, args.total_steps, extended)
-        if extended:
-            record_extension(
-                resume_dir,
-                model.num_timesteps,
-                args.total_steps,
-                " ".join(["python -m runners.ppo", *command]),
-            )
-        print(
-            f"resuming {resume_dir} from {checkpoint.name} at step {model.num_timesteps:,} on {model.device}"
-        )
-        run_dir = resume_dir
-    else:
-        model = build_model(args, env, memory_kwargs)
-        if args.init_from:
-            init_from(model, args.init_from)
-        run_dir = (
-            Path(args.logdir) if args.logdir else default_run_dir("runs", args.env, args.memory, args.seed)
-        )
-        run_dir = prepare_run_dir(run_dir, args.overwrite)
-        # An overwritten run's checkpoints must not be mistaken for this run's by --resume.
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-        RunRecords(run_dir).write_config(
-            "runners.ppo", args, argv, command, model, memory_kwargs, threads, eval_seeds
-        )
-    start_step = model.num_timesteps
-    model.set_logger(make_logger(run_dir, start_step))
-    print_run_start("runners.ppo", run_dir)
-
-    # Callbacks count calls, not frames; an eval_freq of 0 (no evaluation during training) stays 0.
-    per_env = lambda frames: max(frames // args.n_envs, 1) if frames else 0  # noqa: E731
-    evaluation = SuiteEvalCallback(
-        eval_envs, per_env(args.eval_freq), args.eval_episodes, not args.stochastic_eval, run_dir
-    )
-    checkpoints = CheckpointCallback(args.checkpoint_freq, run_dir / "checkpoints")
-    callbacks = [NonFiniteGuard(), checkpoints, evaluation]
-    callbacks += extra_callbacks
-    if reporter is not None:
-        callbacks.append(MetricsReporter(reporter, lambda: evaluation.last_results))
-    remaining = args.total_steps - model.num_timesteps
-    start = time.time()
-    with InterruptHandler(checkpoints) as interrupt:
-        if remaining > 0:
-            try:
-                model.learn(
-                    remaining,
-                    callback=callbacks,
-                    progress_bar=not args.no_progress,
-                    reset_num_timesteps=False,
-                )
-            except TrainingDiverged as error:
-                last = list_checkpoints(run_dir / "checkpoints")
-                print(
-                    f"error: {error}; last good checkpoint: {last[0][1] if last else 'none'}", file=sys.stderr
-                )
-                return 1
-    elapsed = time.time() - start
-    if interrupt.received is not None:
-        print(
-            f"stopped at step {checkpoints.last_saved_at:,}: checkpoint {checkpoints.last_path}; "
-            f"continue with: python -m runners.ppo --resume {run_dir}"
-        )
-        return 128 + interrupt.received
-    if remaining > 0:
-        checkpoints.save()
-    else:  # training ended before a crash in the final evaluation: learn() never set the callback up
-        evaluation.init_callback(model)
-    model_path = run_dir / "model.zip"
-    atomic_save(model, model_path)
-
-    final = evaluation.evaluate()
-    env.close()
-    for eval_env in eval_envs.values():
-        eval_env.close()
-    frames = model.num_timesteps - start_step
-    fps = frames / max(elapsed, 1e-9)
-    records = RunRecords(run_dir, reporter)
-    records.finish(final, frames=model.num_timesteps, seconds=elapsed, fps=fps, frames_this_session=frames)
-    where_envs_ran = f"envs in {'subprocesses' if args.subproc else 'the main process'}"
-    rows = [
-        ("env / memory", f"{env_description(args)} / {args.memory} {memory_kwargs or '(defaults)'}"),
-        ("frames", f"{model.num_timesteps:,} ({frames:,} in {elapsed:.0f} s, {fps:,.0f} frames/s)"),
-        ("time", f"{model.time_spent.summary(elapsed)}, {where_envs_ran}"),
-    ]
-    for name, result in final.items():
-        rows.append((f"success {name}", describe_result(result, eval_seeds[name])))
-    rows += [
-        ("model", str(model_path)),
-        ("config", str(run_dir / "config.json")),
-        ("checkpoints", str(run_dir / "checkpoints")),
-        ("tensorboard", f"tensorboard --logdir {run_dir}"),
-    ]
-    print_summary("runners.ppo summary", rows)
-    records.complete({"frames": model.num_timesteps, "fps": fps, **flatten_results(final)})
-    return 0
-
-
-def env_description(args: argparse.Namespace) -> str:
-    """The env or suite trained on, for the summary, naming the extra inputs when there are any."""
-    name = args.suite or args.env
-    return f"{name} (+ previous action and reward)" if args.previous_action_reward else name
-
-
-def make_logger(run_dir: Path, start_step: int) -> Logger:
-    """TensorBoard and CSV; a resumed run writes a new CSV file instead of truncating the first one."""
-    csv_name = "progress.csv" if start_step == 0 else f"progress-from-{start_step}.csv"
-    return Logger(
-        str(run_dir), [CSVOutputFormat(str(run_dir / csv_name)), TensorBoardOutputFormat(str(run_dir))]
-    )
+    run = TrainingRun(args, argv, command, memory_kwargs, threads, "total_steps" in overrides, reporter)
+    return run.run()
 
 
 if __name__ == "__main__":
