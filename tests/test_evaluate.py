@@ -14,6 +14,7 @@ from PIL import Image
 
 from agents import MemoryPPO
 from agents.evaluation import evaluate_model
+from agents.evaluation_table import evaluate_side
 from agents.loading import load_model
 from agents.training_envs import evaluation_envs
 from envs import make_vec_env
@@ -193,7 +194,15 @@ def test_runners_and_runners_evaluate_draw_the_same_explicit_heldout_levels(
     argv = ["model.zip", "--env", "CartPole-v1", "--n-envs", str(n_envs), "--seed", str(seed)]
     args = evaluate.build_parser().parse_args([*argv, "--episodes", str(episodes), "--deterministic"])
     (side,) = evaluate.evaluation_sides(args)
-    row = evaluate.evaluate_side(model, side, args)
+    row = evaluate_side(
+        model,
+        side,
+        args.episodes,
+        args.deterministic,
+        n_envs=args.n_envs,
+        seed=args.seed,
+        subproc=args.subproc,
+    )
     by_evaluate = list(reset_seeds)
 
     assert len(by_runners) >= episodes and by_runners == by_evaluate
