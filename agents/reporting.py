@@ -3,7 +3,8 @@ reporter (e.g. Ray Tune's ``tune.report`` when the run is a trial of a study).
 
 Every runner writes its evaluations as ``<run_dir>/eval/evaluations.jsonl``, one JSON object per env and
 evaluation (``timesteps``, ``env`` and the ``EvaluationResult`` fields), so that ``runners.report`` reads
-learning curves of PPO and BC runs the same way.
+learning curves of PPO and BC runs the same way. On the console, a run names its directory before training
+(``print_run_start``) and ends with a summary of aligned lines (``print_summary``, ``describe_result``).
 """
 
 from __future__ import annotations
@@ -79,3 +80,30 @@ class MetricsReporter(BaseCallback):
 
     def _on_step(self) -> bool:
         return True
+
+
+# ---------------------------------------------------------------------- console lines
+
+
+def print_run_start(runner: str, run_dir: Path) -> None:
+    """Before training: where the run writes, and the command that shows its curves while it runs."""
+    print(f"{runner}: run directory {run_dir}", flush=True)
+    print(f"{runner}: watch it with: tensorboard --logdir {run_dir}", flush=True)
+
+
+def print_summary(title: str, rows: list[tuple[str, str]]) -> None:
+    """Plain aligned lines: paths stay whole (copy-pasteable) whatever the terminal width."""
+    width = max(len(key) for key, _ in rows)
+    print(f"\n{title}")
+    for key, value in rows:
+        print(f"  {key:<{width}}  {value}")
+
+
+def describe_result(result: EvaluationResult, seeds: str, with_return: bool = True) -> str:
+    """One summary line of an evaluation, naming its protocol and saying "no success signal" for an env
+    that gives none: ``0.700 [95% CI 0.400-0.890] over 20 episodes (sampled actions), return 0.61, ...``."""
+    protocol = f" ({result.protocol} actions)" if result.protocol else ""
+    text = f"{result.success_summary()} over {result.episodes} episodes{protocol}"
+    if with_return:
+        text += f", return {result.mean_return:.3f}"
+    return f"{text}, length {result.mean_length:.1f} ({seeds})"

@@ -1,13 +1,15 @@
-"""Resuming a training run: its newest loadable checkpoint with RNGs, envs and memory state restored, and the
-checks and records of a resume that trains a run on to more steps (``runners.ppo --resume RUN_DIR
-[--total-steps N]``)."""
+"""Resuming a training run: the run's own settings with the few a resume may change, its newest loadable
+checkpoint with RNGs, envs and memory state restored, and the checks and records of a resume that trains a
+run on to more steps (``runners.ppo --resume RUN_DIR [--total-steps N]``)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import warnings
 from pathlib import Path
+from typing import Any
 
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 
@@ -15,6 +17,54 @@ from agents.atomic import write_json
 from agents.callbacks import list_checkpoints, restore_resume_state
 from agents.command_line import UsageError
 from agents.ppo import MemoryPPO
+
+# What a ``--resume`` command line may set besides the run directory: everything else is the run's own.
+RESUME_OPTIONS = ("device", "total_steps", "threads", "no_progress")
+
+
+def resume_arguments(parser: argparse.ArgumentParser, resume_dir: Path) -> argparse.Namespace:
+    """The run's own resolved config, so a resumed run continues with exactly the same settings.
+
+    :param parser: the runner's parser, which reads the words the run was started with back
+    :raises UsageError: for a directory without a readable ``config.json``
+    """
+    config_path = resume_dir / "config.json"
+    if not config_path.is_file():
+        raise UsageError(
+            f"--resume {resume_dir}: no config.json there; pass the directory of a runners.ppo run"
+        )
+    try:
+        config = json.loads(config_path.read_text())
+        args = parser.parse_args(config["argv"])
+    except (json.JSONDecodeError, KeyError) as error:
+        raise UsageError(f"--resume {resume_dir}: config.json is unreadable ({error})") from None
+    args.logdir, args.overwrite, args.resume, args.init_from = str(resume_dir), True, str(resume_dir), None
+    if isinstance(config.get("stochastic_eval"), bool):  # the run's own protocol, even if the default moved
+        args.stochastic_eval = config["stochastic_eval"]
+    return args
+
+
+def resume_overrides(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, Any]:
+    """The settings a ``--resume`` command line gives explicitly: ``--device`` (so that a run trained on a GPU
+    can continue on a machine without one), ``--total-steps`` (to train a finished run longer), ``--threads``
+    and ``--no-progress``.
+
+    :param parser: a fresh parser of the runner: its defaults are replaced here, to tell given flags apart
+    :raises UsageError: for any other flag, which would silently not apply to the resumed run
+    """
+    unset = object()
+    parser.set_defaults(**{action.dest: unset for action in parser._actions if action.dest != "help"})
+    given = {key: value for key, value in vars(parser.parse_args(argv)).items() if value is not unset}
+    given.pop("resume", None)
+    others = sorted(set(given) - set(RESUME_OPTIONS))
+    if others:
+        flags = ", ".join(f"--{name.replace('_', '-')}" for name in others)
+        allowed = ", ".join(f"--{name.replace('_', '-')}" for name in RESUME_OPTIONS)
+        raise UsageError(
+            f"--resume continues a run with its own settings, so {flags} cannot change; with --resume only "
+            f"{allowed} apply (start a new run, or --init-from its model, to change the rest)"
+        )
+    return given
 
 
 def resume_total_steps(resume_dir: Path, steps_done: int, total_steps: int, extended: bool) -> None:

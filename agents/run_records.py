@@ -16,6 +16,8 @@ last call, marked ``RUN_COMPLETE`` (``RunRecords.complete``). ``runners.report``
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from typing import Any
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from agents.atomic import write_json
+from agents.command_line import UsageError
 from agents.evaluation import EvaluationResult
 from agents.reporting import RUN_COMPLETE, Reporter
 
@@ -31,10 +34,27 @@ FINAL_EVAL_FILE = "final_eval.json"
 RUN_SUMMARY_FILE = "run_summary.json"
 
 
+def default_run_dir(root: str, env_id: str, memory: str, seed: int) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(root) / re.sub(r"[^A-Za-z0-9_.-]", "_", env_id) / memory / f"seed{seed}-{stamp}"
+
+
+def prepare_run_dir(path: Path, overwrite: bool) -> Path:
+    """Create the run directory; refuse to reuse a non-empty one unless told to, or a file's name."""
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"run directory {path} is a file: pass another --logdir")
+    if path.exists() and any(path.iterdir()) and not overwrite:
+        raise UsageError(
+            f"run directory {path} already exists and is not empty: pass --overwrite or another --logdir"
+        )
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 class RunRecords:
     """The bookkeeping files of the run in ``run_dir`` and its reporter's last call.
 
-    :param run_dir: the run directory (it exists: ``runners.cli.prepare_run_dir``)
+    :param run_dir: the run directory (it exists: ``prepare_run_dir``)
     :param reporter: called once, by ``complete``, with the run's last metrics; None reports nothing
     """
 
@@ -67,7 +87,7 @@ class RunRecords:
         :param model: the model trained (its policy class is recorded)
         :param memory_kwargs: the memory's arguments the user set
         :param threads: torch threads
-        :param eval_seeds: each evaluation env's env id and seeds (``runners.cli.evaluation_envs``)
+        :param eval_seeds: each evaluation env's env id and seeds (``agents.training_envs.evaluation_envs``)
         :param facts: what the runner adds (e.g. ``env_id``, ``demos_episodes``)
         """
         write_json(

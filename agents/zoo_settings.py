@@ -1,4 +1,5 @@
-"""An RL Zoo hyperparameter entry as ``runners.ppo`` settings: ``zoo_settings(entry, source)``.
+"""An RL Zoo hyperparameter entry as ``runners.ppo`` settings: ``zoo_settings(entry, source)``, and
+``expand_hyperparams``, which puts the entry of ``--hyperparams FILE`` for the run's env on its command line.
 
 The RL Zoo (rl-baselines3-zoo) writes one block per env id with SB3's argument names (``learning_rate``,
 ``n_timesteps``, ``policy``, ``policy_kwargs`` as a Python expression, ``normalize``, ``lin_`` schedules);
@@ -17,6 +18,7 @@ no counterpart is one line naming it (``UsageError``).
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import inspect
 import json
@@ -27,7 +29,9 @@ import gymnasium as gym
 import torch
 from torch import nn
 
-from agents.command_line import MEMORY_FLAGS, UsageError
+from agents.command_line import MEMORY_FLAGS, UsageError, settings_argv
+from envs.benchmark import load_hyperparams
+from envs.suites import get_suite
 from policies.policy import recurrent_ppo_memory
 
 # Zoo names -> runners.ppo destinations (the others with SB3's name are the runner's already).
@@ -226,3 +230,28 @@ def policy_settings(policy: Any, policy_kwargs: Any, source: str) -> dict[str, A
     if kwargs:
         settings["policy_kwargs"] = expression_text(kwargs)
     return settings
+
+
+def expand_hyperparams(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``argv`` with the settings of ``--hyperparams FILE`` for its env put first (so flags given on the
+    command line win) and the ``--hyperparams`` flag itself removed: the result is what ``config.json``
+    stores, so a resumed run needs the file no more.
+
+    :param parser: the runner's parser (``runners.ppo``'s), which spells and checks every setting
+    """
+    args = parser.parse_args(argv)
+    if args.hyperparams is None:
+        return argv
+    env_id = get_suite(args.suite, args.env).train.env_id if args.suite else args.env
+    source = f"--hyperparams {args.hyperparams}"
+    settings = zoo_settings(load_hyperparams(args.hyperparams, env_id), source)
+    words = settings_argv(parser, settings, source)
+    rest, skip = [], False
+    for word in argv:
+        if skip:
+            skip = False
+        elif word == "--hyperparams":
+            skip = True
+        elif not word.startswith("--hyperparams="):
+            rest.append(word)
+    return [*words, *rest]

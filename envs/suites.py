@@ -201,10 +201,10 @@ def heldout_side(env_id: str, **env_kwargs: Any) -> SuiteSide:
     """The held-out side of a plain env (no suite): ``env_id`` on ``HELDOUT_SEEDS``, named ``"heldout"``.
 
     The one scheme by which held-out levels of a plain env are drawn, everywhere: the runners' periodic and
-    final evaluations (``runners.cli.evaluation_envs``) and ``runners.evaluate --env`` both build their envs
-    with this side's ``make_vec_env``, so every level is an explicit reset seed (env ``rank`` of ``n_envs``
-    cycles through ``rank_seeds(rank, n_envs)``, starting where ``seed`` says), exactly as on a suite's
-    held-out sides, and never the env's own generator after a first seeded reset.
+    final evaluations (``agents.training_envs.evaluation_envs``) and ``runners.evaluate --env`` both build
+    their envs with this side's ``make_vec_env``, so every level is an explicit reset seed (env ``rank`` of
+    ``n_envs`` cycles through ``rank_seeds(rank, n_envs)``, starting where ``seed`` says), exactly as on a
+    suite's held-out sides, and never the env's own generator after a first seeded reset.
 
     :param env_kwargs: keyword arguments for ``envs.make_env`` (e.g. ``previous_action_reward=True``)
     """

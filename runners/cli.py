@@ -1,20 +1,18 @@
-"""What every runner shares: one-line errors, thread settings, flag types, run directories (the memory flags
-and settings as command-line words live in ``agents.command_line`` and are re-exported here)."""
+"""What every runner shares: one-line errors, thread settings, devices, the evaluation protocol's and the
+encoder's flags. The memory flags and settings as command-line words (``agents.command_line``), run
+directories (``agents.run_records``), console lines (``agents.reporting``) and the evaluation envs
+(``agents.training_envs``) live in the library and are re-exported here."""
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import inspect
 import os
-import re
 import sys
 from collections.abc import Callable
-from pathlib import Path
-from typing import Any, NoReturn
+from typing import NoReturn
 
 import torch
-from stable_baselines3.common.vec_env import VecEnv
 
 # Re-exported: the runners import what they share from here.
 from agents.atomic import write_json  # noqa: F401
@@ -37,9 +35,11 @@ from agents.command_line import (  # noqa: F401
     settings_argv,
     unit_interval,
 )
-from agents.evaluation import EvaluationResult, default_deterministic
+from agents.evaluation import default_deterministic
 from agents.factory import DEFAULT_FEATURES_DIM
-from envs.suites import Suite, heldout_side
+from agents.reporting import describe_result, print_run_start, print_summary  # noqa: F401
+from agents.run_records import default_run_dir, prepare_run_dir  # noqa: F401
+from agents.training_envs import evaluation_envs  # noqa: F401
 from policies.encoder import BabyAIFeaturesExtractor
 
 
@@ -143,16 +143,6 @@ def resolve_stochastic_eval(stochastic_eval: bool | None, env_id: str) -> bool:
     return not default_deterministic(env_id)
 
 
-def describe_result(result: EvaluationResult, seeds: str, with_return: bool = True) -> str:
-    """One summary line of an evaluation, naming its protocol and saying "no success signal" for an env
-    that gives none: ``0.700 [95% CI 0.400-0.890] over 20 episodes (sampled actions), return 0.61, ...``."""
-    protocol = f" ({result.protocol} actions)" if result.protocol else ""
-    text = f"{result.success_summary()} over {result.episodes} episodes{protocol}"
-    if with_return:
-        text += f", return {result.mean_return:.3f}"
-    return f"{text}, length {result.mean_length:.1f} ({seeds})"
-
-
 # ---------------------------------------------------------------------- observation encoder
 
 
@@ -176,67 +166,3 @@ def add_encoder_arguments(parser: argparse.ArgumentParser) -> None:
         default=None,
         help=f"width of the BabyAI encoder's convolutions (MiniGrid/BabyAI only; default {ENCODER_CHANNELS})",
     )
-
-
-# ---------------------------------------------------------------------- run directories
-
-
-def default_run_dir(root: str, env_id: str, memory: str, seed: int) -> Path:
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(root) / re.sub(r"[^A-Za-z0-9_.-]", "_", env_id) / memory / f"seed{seed}-{stamp}"
-
-
-def prepare_run_dir(path: Path, overwrite: bool) -> Path:
-    """Create the run directory; refuse to reuse a non-empty one unless told to, or a file's name."""
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"run directory {path} is a file: pass another --logdir")
-    if path.exists() and any(path.iterdir()) and not overwrite:
-        raise UsageError(
-            f"run directory {path} already exists and is not empty: pass --overwrite or another --logdir"
-        )
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def print_run_start(runner: str, run_dir: Path) -> None:
-    """Before training: where the run writes, and the command that shows its curves while it runs."""
-    print(f"{runner}: run directory {run_dir}", flush=True)
-    print(f"{runner}: watch it with: tensorboard --logdir {run_dir}", flush=True)
-
-
-def print_summary(title: str, rows: list[tuple[str, str]]) -> None:
-    """Plain aligned lines: paths stay whole (copy-pasteable) whatever the terminal width."""
-    width = max(len(key) for key, _ in rows)
-    print(f"\n{title}")
-    for key, value in rows:
-        print(f"  {key:<{width}}  {value}")
-
-
-def evaluation_envs(
-    env_id: str,
-    suite: Suite | None,
-    n_envs: int,
-    seed: int,
-    previous_action_reward: bool = False,
-    wrapper_class: Callable[[Any], Any] | None = None,
-) -> tuple[dict[str, VecEnv], dict[str, str]]:
-    """The named evaluation envs every runner logs, with their seeds (for summaries).
-
-    Without a suite: ``heldout``, ``env_id`` on the held-out seeds of ``envs.suites.heldout_side`` (the
-    levels ``runners.evaluate --env`` draws too). With one: ``train`` and ``heldout/<side>`` for each
-    held-out side (whose own ``env_kwargs`` say whether they add the previous action and reward:
-    ``Suite.with_env_kwargs``). Every env cycles explicitly through its side's reset seeds
-    (``SuiteSide.make_vec_env`` with ``seed``), so each evaluated level is a known seed.
-    """
-    if suite is None:
-        side = heldout_side(env_id)
-        if previous_action_reward:
-            side = side.with_env_kwargs(previous_action_reward=True)
-        if wrapper_class is not None:  # the RL Zoo's env_wrapper, inside each env's Monitor
-            side = side.with_env_kwargs(wrapper=wrapper_class)
-        sides = {"heldout": side}
-    else:
-        sides = {"train": suite.train, **{f"heldout/{side.name}": side for side in suite.heldout}}
-    envs = {name: side.make_vec_env(n_envs, seed=seed) for name, side in sides.items()}
-    seeds = {name: f"{side.env_id}, seeds {side.describe_seeds()}" for name, side in sides.items()}
-    return envs, seeds

@@ -28,7 +28,8 @@ episode of that side, how much each step's fast stream reads each slow latent, w
 (where the slow latents update) marked. Both come from ``agents.visualization``.
 
 A model trained with ``runners.ppo --previous-action-reward`` is evaluated on observations that hold the
-previous action and reward too: its observation space says so (``side_for_model``).
+previous action and reward too: its observation space says so
+(``agents.evaluation_table.side_for_model``, which also evaluates the sides and lays out the table).
 
 Bad input (a missing or damaged model file, an unknown env or suite, a model trained on other observations
 or actions than the env's, a CUDA device on a machine without one) is one line on stderr and exit code 2,
@@ -39,17 +40,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 from stable_baselines3.common.utils import set_random_seed
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
-from agents import MemoryPPO
 from agents.atomic import atomic_write_json
-from agents.evaluation import evaluate_model, protocol_name
-from agents.loading import check_env_matches, load_model
+from agents.evaluation import protocol_name
+from agents.evaluation_table import evaluate_sides, format_table, memory_name, side_for_model
+from agents.loading import load_model
 from agents.visualization import plot_attention, record_gif, rgb_frames_problem
 from envs.make import resolve_env_spec
 from envs.suites import SuiteSide, get_suite, heldout_side, list_suites, suite_takes_env
@@ -152,104 +150,6 @@ def check_output_path(flag: str, value: str | None) -> Path | None:
     return path
 
 
-def side_for_model(model: MemoryPPO, side: SuiteSide, seed: int) -> SuiteSide:
-    """``side`` as ``model`` was trained to see it: with ``previous_action_reward=True`` (observations that
-    also hold the previous action and reward, ``envs.PreviousActionRewardWrapper``) when the model's
-    observation space is not the plain env's but is the wrapped env's; ``side`` itself otherwise.
-
-    The model's own observation space decides, so a model file needs no config beside it.
-
-    :raises ValueError: ``check_env_matches``'s one line (naming the plain env's space) when neither fits
-    """
-    probe = side.make_vec_env(1, seed=seed)
-    try:
-        if probe.observation_space != model.observation_space:
-            wrapped_side = side.with_env_kwargs(previous_action_reward=True)
-            try:
-                wrapped = wrapped_side.make_vec_env(1, seed=seed)
-            except ValueError:  # an action space the wrapper cannot encode: the plain env's error says it
-                wrapped = None
-            if wrapped is not None:
-                try:
-                    if wrapped.observation_space == model.observation_space:
-                        check_env_matches(model, wrapped, side.env_id)
-                        return wrapped_side
-                finally:
-                    wrapped.close()
-        check_env_matches(model, probe, side.env_id)
-    finally:
-        probe.close()
-    return side
-
-
-def memory_name(model: MemoryPPO) -> str:
-    return str(getattr(model.policy, "memory_name", type(model.policy.memory).__name__))
-
-
-# ---------------------------------------------------------------------- the table
-
-
-def evaluate_side(model: MemoryPPO, side: SuiteSide, args: argparse.Namespace) -> dict[str, Any]:
-    """One row of the table: ``args.episodes`` episodes on ``side``, with ``args.deterministic`` actions."""
-    n_envs = min(args.n_envs, args.episodes)
-    env = side.make_vec_env(
-        n_envs, seed=args.seed, vec_env_cls=SubprocVecEnv if args.subproc else DummyVecEnv
-    )
-    try:
-        result = evaluate_model(model, env, args.episodes, deterministic=args.deterministic)
-    finally:
-        env.close()
-    signal = result.has_success_signal
-    return {
-        "env": side.env_id,
-        "side": side.name,
-        "protocol": result.protocol,
-        "episodes": result.episodes,
-        "successes": result.successes,
-        "success_rate": result.success_rate if signal else None,
-        "success_ci95": list(result.success_ci95) if signal else None,
-        "mean_return": result.mean_return,
-        "mean_length": result.mean_length,
-        "seeds": side.describe_seeds(),
-    }
-
-
-def format_table(rows: list[dict[str, Any]]) -> str:
-    """The rows as aligned plain text: text columns left-aligned, numbers right-aligned; an env without a
-    success signal says so in the success column."""
-    headers = ["side", "env", "actions", "episodes", "success", "95% CI", "return", "length", "seeds"]
-    numeric = {"episodes", "success", "return", "length"}
-
-    def success_cells(row: dict[str, Any]) -> list[str]:
-        if row["success_rate"] is None:
-            return ["no success signal", "-"]
-        low, high = row["success_ci95"]
-        return [f"{row['success_rate']:.3f}", f"[{low:.3f}, {high:.3f}]"]
-
-    cells = [
-        [
-            row["side"],
-            row["env"],
-            row["protocol"],
-            str(row["episodes"]),
-            *success_cells(row),
-            f"{row['mean_return']:.3f}",
-            f"{row['mean_length']:.1f}",
-            row["seeds"],
-        ]
-        for row in rows
-    ]
-    widths = [max(len(text) for text in column) for column in zip(headers, *cells)]
-    lines = []
-    for line in [headers, *cells]:
-        parts = [
-            text.rjust(width) if header in numeric else text.ljust(width)
-            for header, text, width in zip(headers, line, widths)
-        ]
-        lines.append("  ".join(parts).rstrip())
-    return "\n".join(lines)
-
-
 # ---------------------------------------------------------------------- main
 
 
@@ -282,14 +182,15 @@ def main(argv: list[str] | None = None) -> int:
     set_random_seed(args.seed)
     protocol = protocol_name(args.deterministic)
     print(f"runners.evaluate: {args.model} ({memory_name(model)} memory, {protocol} actions)")
-    rows = []
-    for side in sides:
-        start = time.time()
-        rows.append(evaluate_side(model, side, args))
-        print(
-            f"  {side.name}: {side.env_id}, {args.episodes} episodes in {time.time() - start:.1f} s",
-            flush=True,
-        )
+    rows = evaluate_sides(
+        model,
+        sides,
+        args.episodes,
+        args.deterministic,
+        n_envs=args.n_envs,
+        seed=args.seed,
+        subproc=args.subproc,
+    )
     print()
     print(format_table(rows))
     if any(path is not None for path in outputs.values()):

@@ -6,48 +6,26 @@ MiniGrid/BabyAI, greedy elsewhere, ``--deterministic`` / ``--stochastic-eval`` t
 periodically and at the end, writes the resolved config beside the model, and ends with a one-screen
 summary naming the evaluation protocol. Settings that cannot work (a discount above 1, a CUDA device on a
 machine without one, ...) are refused in one line, exit code 2, before anything is written.
+
+This module parses and checks the command line; ``agents.training_run.TrainingRun`` runs what it says.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
-import inspect
-import json
-import shutil
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
-from gymnasium import spaces
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import CSVOutputFormat, Logger, TensorBoardOutputFormat
-from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecNormalize
-
-from agents import MemoryPPO
-from agents.callbacks import (
-    CheckpointCallback,
-    InterruptHandler,
-    NonFiniteGuard,
-    SuiteEvalCallback,
-    TrainingDiverged,
-    atomic_save,
-    list_checkpoints,
-)
 from agents.command_line import sequence_length_value
 from agents.factory import PPOHyperparameters
-from agents.factory import build_model as build_memory_ppo
-from agents.loading import init_from
-from agents.reporting import MetricsReporter, Reporter, flatten_results
-from agents.resume import record_extension, resume_from_checkpoint, resume_total_steps
-from agents.run_records import RunRecords
-from agents.schedules import LinearSchedule, parse_schedule
-from agents.zoo_settings import evaluate_expression, import_objects, wrapper_function, zoo_settings
-from envs import make_vec_env
-from envs.benchmark import load_hyperparams
-from envs.make import SUBPROC_MIN_CORES, is_minigrid_env_id, use_subprocesses, vec_env_class
-from envs.suites import TRAIN_SEED_STRIDE, get_suite, training_env_seed
+from agents.ppo_settings import net_arch, normalize_kwargs, object_spec, policy_kwargs, schedule
+from agents.reporting import Reporter
+from agents.resume import resume_arguments, resume_overrides
+from agents.training_run import TrainingRun
+from agents.zoo_settings import expand_hyperparams as expand_zoo_hyperparams
+from envs.make import SUBPROC_MIN_CORES, use_subprocesses
+from envs.suites import TRAIN_SEED_STRIDE, get_suite
 from policies.policy import CRITIC_MEMORY_MODES
 from runners.cli import (
     UsageError,
@@ -55,22 +33,15 @@ from runners.cli import (
     add_eval_protocol_arguments,
     add_memory_arguments,
     check_device,
-    default_run_dir,
-    describe_result,
-    evaluation_envs,
     make_parser,
     memory_kwargs_from_args,
     non_negative_float,
     non_negative_int,
     positive_float,
     positive_int,
-    prepare_run_dir,
-    print_run_start,
-    print_summary,
     resolve_stochastic_eval,
     run_main,
     set_threads,
-    settings_argv,
     unit_interval,
 )
 
@@ -265,259 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def schedule(text: str) -> float | LinearSchedule:
-    """argparse type: a positive number or the RL Zoo's ``lin_<start>`` (``agents.schedules``)."""
-    try:
-        return parse_schedule(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def object_spec(text: str) -> str:
-    """argparse type: an RL Zoo ``env_wrapper`` / ``callback`` setting whose names import, kept as text."""
-    try:
-        import_objects(text, "setting")
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
-
-
-def user_callbacks(text: str) -> list[BaseCallback]:
-    """The callbacks of ``--callback`` (the RL Zoo's ``callback`` setting), built with their arguments.
-
-    :raises UsageError: for one that cannot be built with them, or is not an SB3 callback
-    """
-    built = []
-    for callback, kwargs in import_objects(text, "--callback"):
-        try:
-            instance = callback(**kwargs)
-        except TypeError as error:
-            raise UsageError(f"--callback {callback.__name__}: {error}") from None
-        if not isinstance(instance, BaseCallback):
-            raise UsageError(f"--callback {callback.__name__} is not a stable_baselines3 BaseCallback")
-        built.append(instance)
-    return built
-
-
-def policy_kwargs(text: str) -> str:
-    """argparse type: a Zoo ``dict(...)`` expression of policy arguments, checked here and kept as text (so
-    ``config.json`` and ``--resume`` read it back)."""
-    try:
-        evaluate_expression(text, "--policy-kwargs")
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
-
-
-def normalize_kwargs(text: str) -> str:
-    """argparse type: a Zoo ``dict(...)`` expression of VecNormalize arguments, kept as text."""
-    try:
-        kwargs = evaluate_expression(text, "--normalize-kwargs")
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    unknown = set(kwargs) - set(inspect.signature(VecNormalize.__init__).parameters) - {"gamma"}
-    if unknown or {"venv", "self"} & set(kwargs):
-        raise argparse.ArgumentTypeError(f"not VecNormalize arguments: {', '.join(sorted(unknown))}")
-    return text
-
-
-def net_arch(text: str) -> list[int] | dict[str, list[int]]:
-    """argparse type: SB3's ``net_arch``, a list of widths or a dict with ``pi`` and ``vf`` lists."""
-    try:
-        value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        value = None
-    is_widths = lambda v: isinstance(v, list) and all(isinstance(w, int) and w > 0 for w in v)  # noqa: E731
-    if is_widths(value) or (
-        isinstance(value, dict) and set(value) <= {"pi", "vf"} and all(map(is_widths, value.values()))
-    ):
-        return value
-    raise argparse.ArgumentTypeError(
-        f"not a net_arch: {text!r}; write a list like '[64, 64]' or a dict like \"{{'pi': [], 'vf': [64]}}\""
-    )
-
-
 def expand_hyperparams(argv: list[str]) -> list[str]:
-    """``argv`` with the settings of ``--hyperparams FILE`` for its env put first (so flags given on the
-    command line win) and the ``--hyperparams`` flag itself removed: the result is what ``config.json``
-    stores, so a resumed run needs the file no more."""
-    args = build_parser().parse_args(argv)
-    if args.hyperparams is None:
-        return argv
-    env_id = get_suite(args.suite, args.env).train.env_id if args.suite else args.env
-    source = f"--hyperparams {args.hyperparams}"
-    settings = zoo_settings(load_hyperparams(args.hyperparams, env_id), source)
-    words = settings_argv(build_parser(), settings, source)
-    rest, skip = [], False
-    for word in argv:
-        if skip:
-            skip = False
-        elif word == "--hyperparams":
-            skip = True
-        elif not word.startswith("--hyperparams="):
-            rest.append(word)
-    return [*words, *rest]
-
-
-def hyperparameters(args: argparse.Namespace) -> PPOHyperparameters:
-    """The PPO settings of the command line."""
-    return PPOHyperparameters(
-        learning_rate=args.lr,
-        n_steps=args.n_steps,
-        batch_size=args.batch_size,
-        n_epochs=args.n_epochs,
-        sequence_length=args.sequence_length,
-        gamma=args.gamma,
-        gae_lambda=args.gae_lambda,
-        clip_range=args.clip_range,
-        clip_range_vf=args.clip_range_vf,
-        ent_coef=args.ent_coef,
-        vf_coef=args.vf_coef,
-        max_grad_norm=args.max_grad_norm,
-        target_kl=args.target_kl,
-        normalize_advantage=args.normalize_advantage,
-    )
-
-
-def build_model(args: argparse.Namespace, env: Any, memory_kwargs: dict[str, Any]) -> MemoryPPO:
-    """The model the command line describes (``agents.factory.build_model``)."""
-    return build_memory_ppo(
-        env,
-        args.memory,
-        memory_kwargs,
-        features_dim=args.features_dim,
-        encoder_channels=args.encoder_channels,
-        hyperparameters=hyperparameters(args),
-        seed=args.seed,
-        device=args.device,
-        policy_kwargs=policy_settings(args),
-    )
-
-
-def policy_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The policy arguments of the command line (only those set, so SB3's defaults stay otherwise)."""
-    settings: dict[str, Any] = {} if args.net_arch is None else {"net_arch": args.net_arch}
-    if not args.ortho_init:
-        settings["ortho_init"] = False
-    if args.critic_memory is not None:
-        settings["critic_memory"] = args.critic_memory
-    if args.policy_kwargs is not None:
-        settings.update(evaluate_expression(args.policy_kwargs, "--policy-kwargs"))
-    return settings
-
-
-def training_envs(args: argparse.Namespace) -> tuple[VecEnv, dict[str, VecEnv], dict[str, str]]:
-    """The training env and the named evaluation envs (with their seed ranges, for the summary)."""
-    vec_env_cls = vec_env_class(args.subproc)
-    suite = get_suite(args.suite, args.env) if args.suite else None
-    if suite is not None and args.env_wrapper is not None:
-        raise UsageError("--env-wrapper applies to --env, not to a suite's envs")
-    wrapper = wrapper_function(args.env_wrapper)
-    env_seed = training_env_seed(args.seed)
-    if suite is not None and args.previous_action_reward:
-        suite = suite.with_env_kwargs(previous_action_reward=True)
-    if suite is None:
-        env = make_vec_env(
-            args.env,
-            n_envs=args.n_envs,
-            seed=env_seed,
-            vec_env_cls=vec_env_cls,
-            previous_action_reward=args.previous_action_reward,
-            wrapper_class=wrapper,
-        )
-    else:
-        env = suite.train.make_vec_env(args.n_envs, seed=env_seed, vec_env_cls=vec_env_cls)
-    eval_envs, eval_seeds = evaluation_envs(
-        args.env,
-        suite,
-        min(args.n_envs, 8),
-        args.seed,
-        previous_action_reward=args.previous_action_reward,
-        wrapper_class=wrapper,
-    )
-    if args.frame_stack is not None:
-        # Under VecNormalize (the Zoo stacks normalised observations instead): the checkpoints' statistics
-        # and the evaluation envs' copies of them then stay where the runner finds them.
-        env = VecFrameStack(env, args.frame_stack)
-        eval_envs = {name: VecFrameStack(eval_env, args.frame_stack) for name, eval_env in eval_envs.items()}
-    if args.normalize:
-        check_normalizable(env, args.env if suite is None else suite.train.env_id)
-        # The evaluation envs get the training statistics before each evaluation (SuiteEvalCallback) and
-        # report raw returns: they never update the statistics nor scale rewards.
-        # As the RL Zoo: rewards are scaled by returns discounted with the algorithm's own gamma.
-        kwargs = {"gamma": args.gamma}
-        if args.normalize_kwargs is not None:
-            kwargs.update(evaluate_expression(args.normalize_kwargs, "--normalize-kwargs"))
-        env = VecNormalize(env, **kwargs)
-        eval_kwargs = {key: value for key, value in kwargs.items() if key not in ("training", "norm_reward")}
-        eval_envs = {
-            name: VecNormalize(eval_env, training=False, norm_reward=False, **eval_kwargs)
-            for name, eval_env in eval_envs.items()
-        }
-    return env, eval_envs, eval_seeds
-
-
-def check_normalizable(env: VecEnv, env_id: str) -> None:
-    """Refuse ``--normalize`` for observations VecNormalize cannot scale: it takes Box observations (or a Dict
-    of them), and scaling categorical codes (MiniGrid's cells, POPGym's Discrete observations) would make no
-    sense even where it could.
-
-    :raises UsageError: naming the env's observation space and the envs the flag suits
-    """
-    space = env.observation_space
-    parts = space.spaces.values() if isinstance(space, spaces.Dict) else [space]
-    if is_minigrid_env_id(env_id) or not all(isinstance(part, spaces.Box) for part in parts):
-        env.close()
-        shown = f"Dict({', '.join(space.spaces)})" if isinstance(space, spaces.Dict) else str(space)
-        raise UsageError(
-            f"--normalize: {env_id}'s observations ({shown}) are not continuous values for VecNormalize to "
-            "scale; leave --normalize off there (it suits Box observations, as in classic control)"
-        )
-
-
-def resume_arguments(resume_dir: Path) -> argparse.Namespace:
-    """The run's own resolved config, so a resumed run continues with exactly the same settings."""
-    config_path = resume_dir / "config.json"
-    if not config_path.is_file():
-        raise UsageError(
-            f"--resume {resume_dir}: no config.json there; pass the directory of a runners.ppo run"
-        )
-    try:
-        config = json.loads(config_path.read_text())
-        args = build_parser().parse_args(config["argv"])
-    except (json.JSONDecodeError, KeyError) as error:
-        raise UsageError(f"--resume {resume_dir}: config.json is unreadable ({error})") from None
-    args.logdir, args.overwrite, args.resume, args.init_from = str(resume_dir), True, str(resume_dir), None
-    if isinstance(config.get("stochastic_eval"), bool):  # the run's own protocol, even if the default moved
-        args.stochastic_eval = config["stochastic_eval"]
-    return args
-
-
-# What a ``--resume`` command line may set besides the run directory: everything else is the run's own.
-RESUME_OPTIONS = ("device", "total_steps", "threads", "no_progress")
-
-
-def resume_overrides(argv: list[str]) -> dict[str, Any]:
-    """The settings a ``--resume`` command line gives explicitly: ``--device`` (so that a run trained on a GPU
-    can continue on a machine without one), ``--total-steps`` (to train a finished run longer), ``--threads``
-    and ``--no-progress``.
-
-    :raises UsageError: for any other flag, which would silently not apply to the resumed run
-    """
-    parser = build_parser()
-    unset = object()
-    parser.set_defaults(**{action.dest: unset for action in parser._actions if action.dest != "help"})
-    given = {key: value for key, value in vars(parser.parse_args(argv)).items() if value is not unset}
-    given.pop("resume", None)
-    others = sorted(set(given) - set(RESUME_OPTIONS))
-    if others:
-        flags = ", ".join(f"--{name.replace('_', '-')}" for name in others)
-        allowed = ", ".join(f"--{name.replace('_', '-')}" for name in RESUME_OPTIONS)
-        raise UsageError(
-            f"--resume continues a run with its own settings, so {flags} cannot change; with --resume only "
-            f"{allowed} apply (start a new run, or --init-from its model, to change the rest)"
-        )
-    return given
+    """``argv`` with ``--hyperparams FILE``'s settings put first and the flag removed
+    (``agents.zoo_settings.expand_hyperparams``)."""
+    return expand_zoo_hyperparams(build_parser(), argv)
 
 
 def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int:
@@ -535,8 +257,8 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
     resume_dir = Path(args.resume) if args.resume else None
     overrides: dict[str, Any] = {}
     if resume_dir is not None:
-        overrides = resume_overrides(argv)
-        args = resume_arguments(resume_dir)
+        overrides = resume_overrides(build_parser(), argv)
+        args = resume_arguments(build_parser(), resume_dir)
         for key, value in overrides.items():
             setattr(args, key, value)
     check_device(args.device)
@@ -552,121 +274,8 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
             f"--batch-size {args.batch_size} exceeds one rollout (--n-steps x --n-envs = {rollout})"
         )
 
-    # Build everything that can fail on bad input before anything is written to disk.
-    env, eval_envs, eval_seeds = training_envs(args)
-    extra_callbacks = user_callbacks(args.callback) if args.callback is not None else []
-    if resume_dir is not None:
-        model, checkpoint = resume_from_checkpoint(resume_dir, env, args.device)
-        extended = "total_steps" in overrides
-        resume_total_steps(resume_dir, model.num_timesteps, args.total_steps, extended)
-        if extended:
-            record_extension(
-                resume_dir,
-                model.num_timesteps,
-                args.total_steps,
-                " ".join(["python -m runners.ppo", *command]),
-            )
-        print(
-            f"resuming {resume_dir} from {checkpoint.name} at step {model.num_timesteps:,} on {model.device}"
-        )
-        run_dir = resume_dir
-    else:
-        model = build_model(args, env, memory_kwargs)
-        if args.init_from:
-            init_from(model, args.init_from)
-        run_dir = (
-            Path(args.logdir) if args.logdir else default_run_dir("runs", args.env, args.memory, args.seed)
-        )
-        run_dir = prepare_run_dir(run_dir, args.overwrite)
-        # An overwritten run's checkpoints must not be mistaken for this run's by --resume.
-        shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)
-        RunRecords(run_dir).write_config(
-            "runners.ppo", args, argv, command, model, memory_kwargs, threads, eval_seeds
-        )
-    start_step = model.num_timesteps
-    model.set_logger(make_logger(run_dir, start_step))
-    print_run_start("runners.ppo", run_dir)
-
-    # Callbacks count calls, not frames; an eval_freq of 0 (no evaluation during training) stays 0.
-    per_env = lambda frames: max(frames // args.n_envs, 1) if frames else 0  # noqa: E731
-    evaluation = SuiteEvalCallback(
-        eval_envs, per_env(args.eval_freq), args.eval_episodes, not args.stochastic_eval, run_dir
-    )
-    checkpoints = CheckpointCallback(args.checkpoint_freq, run_dir / "checkpoints")
-    callbacks = [NonFiniteGuard(), checkpoints, evaluation]
-    callbacks += extra_callbacks
-    if reporter is not None:
-        callbacks.append(MetricsReporter(reporter, lambda: evaluation.last_results))
-    remaining = args.total_steps - model.num_timesteps
-    start = time.time()
-    with InterruptHandler(checkpoints) as interrupt:
-        if remaining > 0:
-            try:
-                model.learn(
-                    remaining,
-                    callback=callbacks,
-                    progress_bar=not args.no_progress,
-                    reset_num_timesteps=False,
-                )
-            except TrainingDiverged as error:
-                last = list_checkpoints(run_dir / "checkpoints")
-                print(
-                    f"error: {error}; last good checkpoint: {last[0][1] if last else 'none'}", file=sys.stderr
-                )
-                return 1
-    elapsed = time.time() - start
-    if interrupt.received is not None:
-        print(
-            f"stopped at step {checkpoints.last_saved_at:,}: checkpoint {checkpoints.last_path}; "
-            f"continue with: python -m runners.ppo --resume {run_dir}"
-        )
-        return 128 + interrupt.received
-    if remaining > 0:
-        checkpoints.save()
-    else:  # training ended before a crash in the final evaluation: learn() never set the callback up
-        evaluation.init_callback(model)
-    model_path = run_dir / "model.zip"
-    atomic_save(model, model_path)
-
-    final = evaluation.evaluate()
-    env.close()
-    for eval_env in eval_envs.values():
-        eval_env.close()
-    frames = model.num_timesteps - start_step
-    fps = frames / max(elapsed, 1e-9)
-    records = RunRecords(run_dir, reporter)
-    records.finish(final, frames=model.num_timesteps, seconds=elapsed, fps=fps, frames_this_session=frames)
-    where_envs_ran = f"envs in {'subprocesses' if args.subproc else 'the main process'}"
-    rows = [
-        ("env / memory", f"{env_description(args)} / {args.memory} {memory_kwargs or '(defaults)'}"),
-        ("frames", f"{model.num_timesteps:,} ({frames:,} in {elapsed:.0f} s, {fps:,.0f} frames/s)"),
-        ("time", f"{model.time_spent.summary(elapsed)}, {where_envs_ran}"),
-    ]
-    for name, result in final.items():
-        rows.append((f"success {name}", describe_result(result, eval_seeds[name])))
-    rows += [
-        ("model", str(model_path)),
-        ("config", str(run_dir / "config.json")),
-        ("checkpoints", str(run_dir / "checkpoints")),
-        ("tensorboard", f"tensorboard --logdir {run_dir}"),
-    ]
-    print_summary("runners.ppo summary", rows)
-    records.complete({"frames": model.num_timesteps, "fps": fps, **flatten_results(final)})
-    return 0
-
-
-def env_description(args: argparse.Namespace) -> str:
-    """The env or suite trained on, for the summary, naming the extra inputs when there are any."""
-    name = args.suite or args.env
-    return f"{name} (+ previous action and reward)" if args.previous_action_reward else name
-
-
-def make_logger(run_dir: Path, start_step: int) -> Logger:
-    """TensorBoard and CSV; a resumed run writes a new CSV file instead of truncating the first one."""
-    csv_name = "progress.csv" if start_step == 0 else f"progress-from-{start_step}.csv"
-    return Logger(
-        str(run_dir), [CSVOutputFormat(str(run_dir / csv_name)), TensorBoardOutputFormat(str(run_dir))]
-    )
+    run = TrainingRun(args, argv, command, memory_kwargs, threads, "total_steps" in overrides, reporter)
+    return run.run()
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ TEXT_VALUES: dict[str, dict[str, str]] = {
         "--logdir": "{file}",
         "--net-arch": "[64, 'x']",
         "--lr": "lin_many",
+        "--sequence-length": "whole",
         "--clip-range": "fast",
         "--clip-range-vf": "lin_-1",
         "--policy-kwargs": "dict(activation_fn=nn.NoSuchActivation)",

@@ -14,11 +14,13 @@ from PIL import Image
 
 from agents import MemoryPPO
 from agents.evaluation import evaluate_model
+from agents.evaluation_table import evaluate_side
 from agents.loading import load_model
+from agents.training_envs import evaluation_envs
 from envs import make_vec_env
 from envs.suites import HELDOUT_SEEDS
 from runners import evaluate
-from runners.cli import evaluation_envs, run_main
+from runners.cli import run_main
 
 ROW_FIELDS = {
     "env",
@@ -170,10 +172,10 @@ def test_cartpole_is_greedy_by_default_and_has_no_success_signal(
 def test_runners_and_runners_evaluate_draw_the_same_explicit_heldout_levels(
     models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On a plain env, the runners' held-out evaluation (``runners.cli.evaluation_envs``, what the periodic
-    and final evaluations run) and ``runners.evaluate --env`` reset every episode with an explicit held-out
-    seed, the same sequence for the same envs and seed: never the env's own generator after a first seeded
-    reset (which the runners did before)."""
+    """On a plain env, the runners' held-out evaluation (``agents.training_envs.evaluation_envs``, what the
+    periodic and final evaluations run) and ``runners.evaluate --env`` reset every episode with an explicit
+    held-out seed, the same sequence for the same envs and seed: never the env's own generator after a first
+    seeded reset (which the runners did before)."""
     model = load_model(models["cartpole"])
     n_envs, seed, episodes = 3, 2, 7
     reset_seeds: list[int | None] = []
@@ -192,7 +194,15 @@ def test_runners_and_runners_evaluate_draw_the_same_explicit_heldout_levels(
     argv = ["model.zip", "--env", "CartPole-v1", "--n-envs", str(n_envs), "--seed", str(seed)]
     args = evaluate.build_parser().parse_args([*argv, "--episodes", str(episodes), "--deterministic"])
     (side,) = evaluate.evaluation_sides(args)
-    row = evaluate.evaluate_side(model, side, args)
+    row = evaluate_side(
+        model,
+        side,
+        args.episodes,
+        args.deterministic,
+        n_envs=args.n_envs,
+        seed=args.seed,
+        subproc=args.subproc,
+    )
     by_evaluate = list(reset_seeds)
 
     assert len(by_runners) >= episodes and by_runners == by_evaluate

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from agents.factory import PPOHyperparameters
+from agents.ppo_settings import hyperparameters, policy_settings
 from envs.benchmark import load_hyperparams
 from policies.memories import memory_parameters
 from runners import ppo
@@ -68,8 +69,8 @@ def test_the_model_is_the_one_a_study_trial_builds_from_the_file(
         args = parser.parse_args(argv)
         expected = dict(task.ppo)
         assert args.n_envs == expected.pop("n_envs")
-        assert ppo.hyperparameters(args) == PPOHyperparameters(**expected), task.name
-        assert ppo.policy_settings(args) == task.policy, task.name
+        assert hyperparameters(args) == PPOHyperparameters(**expected), task.name
+        assert policy_settings(args) == task.policy, task.name
         assert memory_kwargs_from_args(args) == task.memory_kwargs(memory), task.name
         assert (args.normalize, args.total_steps) == (task.normalize, task.budget)
         assert (args.eval_freq, args.eval_episodes) == (task.eval_every, task.eval_episodes)

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from agents.reporting import RUN_COMPLETE
+from agents.training_envs import training_envs
 from envs.suites import HELDOUT_SEED_START, TRAIN_SEED_STRIDE, training_env_seed
 from runners import ppo, report, study
 from runners.cli import UsageError, run_main
@@ -138,7 +139,7 @@ def test_run_seeds_give_disjoint_training_env_seeds(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="seed must be in 0..999"):
         training_env_seed(1000)
     args = ppo.build_parser().parse_args(["--env", ENV_ID, "--n-envs", "2", "--seed", "3"])
-    env, _, _ = ppo.training_envs(args)
+    env, _, _ = training_envs(args)
     env.reset()
     assert [e.unwrapped.np_random_seed for e in env.envs] == [
         3 * TRAIN_SEED_STRIDE,
