@@ -7,6 +7,7 @@ whose sides use the same env id (``unseen-seeds``) never tests on a training lev
 
 * ``unseen-seeds``: ENV (the user's choice) on 1000 levels (seeds 0-999), tested on levels of unseen seeds;
 * ``memory-length``: MiniGrid-MemoryS7-v0, tested on the longer corridors of MemoryS9, S11 and S13;
+* ``tmaze-length``: the Passive T-Maze at memory length 30, tested at 60 and 120 (2x and 4x longer);
 * ``more-distractors``: BabyAI-GoToLocalS8N2-v0, tested with 4 to 7 distractors (GoToLocalS8N4 ... N7);
 * ``room-to-maze``: BabyAI-GoToLocal-v0 (one room), tested on BabyAI-GoTo-v0 (a 3x3 maze of rooms);
 * ``held-out-pairs``: GoToLocal never asking for some color/type pairs, tested asking only for them
@@ -26,6 +27,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from envs.levels import HELD_OUT_PAIRS, HELD_OUT_PAIRS_TEST_ID, HELD_OUT_PAIRS_TRAIN_ID
 from envs.make import is_minigrid_env_id, make_env, resolve_env_spec
+from envs.tmaze import passive_tmaze_id
 
 # Held-out sides draw their levels from here on; training sides from 0 up to (at most) here.
 HELDOUT_SEED_START = 1_000_000_000
@@ -243,6 +245,7 @@ def fixed_suite(name: str, description: str, train_id: str, heldout: dict[str, s
 SUITE_DESCRIPTIONS: dict[str, str] = {
     "unseen-seeds": f"ENV (pass --env) on {UNSEEN_SEEDS_TRAIN_LEVELS} levels, tested on unseen seeds",
     "memory-length": "MiniGrid Memory in a 7x7 grid, tested in 9x9, 11x11 and 13x13 (longer corridors)",
+    "tmaze-length": "the Passive T-Maze at memory length 30, tested at 60 and 120 (2x and 4x longer)",
     "more-distractors": "BabyAI GoToLocal 8x8 with 2 distractors, tested with 4 to 7",
     "room-to-maze": "BabyAI GoTo in one room (GoToLocal), tested in a 3x3 maze of rooms (GoTo)",
     "held-out-pairs": (
@@ -256,6 +259,12 @@ FIXED_SUITES: dict[str, Callable[[], Suite]] = {
         SUITE_DESCRIPTIONS["memory-length"],
         "MiniGrid-MemoryS7-v0",
         {f"MemoryS{size}": f"MiniGrid-MemoryS{size}-v0" for size in (9, 11, 13)},
+    ),
+    "tmaze-length": lambda: fixed_suite(
+        "tmaze-length",
+        SUITE_DESCRIPTIONS["tmaze-length"],
+        passive_tmaze_id(30),
+        {f"TMaze{length}": passive_tmaze_id(length) for length in (60, 120)},
     ),
     "more-distractors": lambda: fixed_suite(
         "more-distractors",

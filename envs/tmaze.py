@@ -36,7 +36,7 @@ from gymnasium import spaces
 PASSIVE_TMAZE_ID = "TLB-PassiveTMaze-v0"
 # Corridor lengths registered under their own ids (``TLB-PassiveTMaze-L100-v0``); any other length is
 # ``gymnasium.make(PASSIVE_TMAZE_ID, corridor_length=L)``. Ni et al. evaluate 1 to 1000.
-PASSIVE_TMAZE_LENGTHS = (10, 20, 30, 50, 100, 200, 300, 500, 1000)
+PASSIVE_TMAZE_LENGTHS = (10, 20, 30, 50, 60, 100, 120, 200, 300, 500, 1000)
 
 EAST, NORTH, WEST, SOUTH = 0, 1, 2, 3
 MOVES = {EAST: (1, 0), NORTH: (0, 1), WEST: (-1, 0), SOUTH: (0, -1)}

@@ -9,6 +9,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from envs import PASSIVE_TMAZE_ID, PASSIVE_TMAZE_LENGTHS, make_env, passive_tmaze_id
+from envs.suites import get_suite
 from envs.tmaze import EAST, NORTH, SOUTH, WEST, PassiveTMaze
 
 
@@ -119,3 +120,16 @@ def test_make_env_gives_sb3_a_box_and_the_success_flag() -> None:
 def test_a_bad_corridor_length_is_refused(bad: float) -> None:
     with pytest.raises(ValueError, match="corridor_length must be a positive integer"):
         PassiveTMaze(corridor_length=bad)  # type: ignore[arg-type]
+
+
+def test_the_tmaze_length_suite_trains_at_30_and_holds_out_2x_and_4x_longer_corridors() -> None:
+    suite = get_suite("tmaze-length")
+    lengths = {side.name: side.make_env().unwrapped.corridor_length for side in suite.sides()}
+    assert lengths == {"train": 30, "TMaze60": 60, "TMaze120": 120}
+    env = suite.heldout[1].make_env()
+    env.reset()
+    steps, done = 0, False
+    while not done:
+        _, _, terminated, truncated, _ = env.step(0)  # east, into the wall at the junction
+        steps, done = steps + 1, terminated or truncated
+    assert steps == 121
