@@ -9,40 +9,29 @@ TensorBoard and CSV logs (the run directory and its ``tensorboard`` command are 
 summary naming the evaluation protocol. The model is saved as ``model.zip`` (``MemoryPPO.load``,
 ``runners.evaluate`` and ``runners.ppo --init-from`` take it) with ``config.json`` and ``final_eval.json``
 beside it.
+
+This module parses and checks the command line and loads the demos; ``agents.bc_run.BCRun`` runs what it
+says.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
-import time
 from dataclasses import fields
-from pathlib import Path
-from typing import Any
 
-from stable_baselines3.common.logger import configure
-from stable_baselines3.common.vec_env import VecEnv
-
-from agents.bc import LR_SCHEDULES, BCConfig, BCTrainer, EpochStats, imitation_memory_kwargs
-from agents.callbacks import atomic_save
-from agents.command_line import settings_argv
-from agents.demos import Demos, load_demos
-from agents.factory import PPOHyperparameters, build_model
-from agents.reporting import Reporter, append_evaluations, flatten_results
-from agents.run_records import RunRecords
-from envs import make_vec_env
+from agents.bc import LR_SCHEDULES, BCConfig, imitation_memory_kwargs
+from agents.bc_run import BCRun
+from agents.demos import load_demos
+from agents.factory import PPOHyperparameters
+from agents.reporting import Reporter
 from envs.relabelling import RELABELLINGS
-from envs.suites import get_suite
 from runners.cli import (
     UsageError,
     add_encoder_arguments,
     add_eval_protocol_arguments,
     add_memory_arguments,
     check_device,
-    default_run_dir,
-    describe_result,
-    evaluation_envs,
     fraction,
     make_parser,
     memory_kwargs_from_args,
@@ -50,9 +39,6 @@ from runners.cli import (
     non_negative_int,
     positive_float,
     positive_int,
-    prepare_run_dir,
-    print_run_start,
-    print_summary,
     resolve_stochastic_eval,
     run_main,
     set_threads,
@@ -67,10 +53,6 @@ VALUE_GAMMA = PPOHyperparameters().gamma if BC_DEFAULTS.gamma is None else BC_DE
 # BCConfig fields without a flag of the same name: the evaluation protocol comes from --deterministic /
 # --stochastic-eval and the env (resolve_stochastic_eval).
 NOT_FLAGS = ("deterministic_eval",)
-
-# The model's own env only gives it its spaces (and a fine-tuning run its own envs): two envs, so that
-# runners.ppo's default rollout (n_steps 128 x 2 envs) holds one default minibatch of 256 steps.
-MODEL_ENVS = 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,34 +186,6 @@ def bc_config(args: argparse.Namespace) -> BCConfig:
     return BCConfig(**{f.name: getattr(args, f.name) for f in fields(BCConfig) if f.name not in NOT_FLAGS})
 
 
-def bc_envs(
-    args: argparse.Namespace, demos: Demos, n_envs: int
-) -> tuple[VecEnv, dict[str, VecEnv], dict[str, str]]:
-    """The model's env and the named evaluation envs with their seeds (for the summary).
-
-    Without ``--suite``: the demos' env on the held-out seeds (``envs.suites.heldout_side``). With it: the
-    suite's training side and each held-out side, named like ``runners.ppo`` names them (``train``,
-    ``heldout/<side>``); the demos must be of the training side's env and seeds.
-    """
-    if args.suite is None:
-        env = make_vec_env(demos.env_id, n_envs=MODEL_ENVS, seed=args.seed)
-        return env, *evaluation_envs(demos.env_id, None, n_envs, args.seed)
-    suite = get_suite(args.suite, demos.env_id)
-    if suite.train.env_id != demos.env_id:
-        raise UsageError(
-            f"suite {suite.name} trains on {suite.train.env_id} but {args.demos} holds demonstrations of "
-            f"{demos.env_id}: generate demos with python -m runners.demos --env {suite.train.env_id}"
-        )
-    outside = [int(seed) for seed in demos.seeds if int(seed) not in suite.train.seeds]
-    if outside:
-        raise UsageError(
-            f"{len(outside)} episodes of {args.demos} (seeds {outside[0]}...) are not among the training "
-            f"levels of suite {suite.name} (seeds {suite.train.describe_seeds()}): use demos of those seeds"
-        )
-    env = suite.train.make_vec_env(MODEL_ENVS, seed=args.seed)
-    return env, *evaluation_envs(demos.env_id, suite, n_envs, args.seed)
-
-
 def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int:
     """Train as the command line says; returns the exit code.
 
@@ -255,131 +209,12 @@ def main(argv: list[str] | None = None, reporter: Reporter | None = None) -> int
             "use --relabel none with that suite"
         )
 
-    # Everything that can fail on bad input happens before anything is written to disk.
+    # The evaluation protocol depends on the demos' env.
     demos = load_demos(args.demos, env_id=args.env)
     args.stochastic_eval = resolve_stochastic_eval(args.stochastic_eval, demos.env_id)
     config.deterministic_eval = not args.stochastic_eval
-    env, eval_envs, eval_seeds = bc_envs(args, demos, n_envs=min(args.eval_episodes, 8))
-    # runners.ppo's model with its PPO defaults: what runners.ppo --init-from loads these weights into.
-    model = build_model(
-        env,
-        args.memory,
-        memory_kwargs,
-        args.features_dim,
-        encoder_channels=args.encoder_channels,
-        seed=args.seed,
-        device=args.device,
-    )
-    trainer = BCTrainer(model, demos, config, eval_envs)
-
-    run_dir = (
-        Path(args.logdir)
-        if args.logdir
-        else default_run_dir("runs", demos.env_id, f"bc-{args.memory}", args.seed)
-    )
-    run_dir = prepare_run_dir(run_dir, args.overwrite)
-    records = RunRecords(run_dir, reporter)
-    records.write_config(
-        "runners.bc",
-        args,
-        argv,
-        argv,
-        model,
-        memory_kwargs,
-        threads,
-        eval_seeds,
-        env_id=demos.env_id,
-        demos_episodes=demos.n_episodes,
-        demos_steps=demos.n_steps,
-        train_episodes=len(trainer.train_episodes),
-        val_episodes=len(trainer.val_episodes),
-        imitation_preset=preset,
-    )
-    logger = configure(str(run_dir), ["csv", "tensorboard"])
-    trainer.logger = logger
-    model.set_logger(logger)
-    print_run_start("runners.bc", run_dir)
-    if preset:
-        words = " ".join(settings_argv(parser, preset, "the imitation preset"))
-        print(
-            f"runners.bc: --memory {args.memory} with the imitation preset {words} (tlb-paper's settings, "
-            "which memorise demos less often); give these flags yourself to override",
-            flush=True,
-        )
-
-    latest: dict[str, Any] = {}
-
-    def on_epoch(stats: EpochStats) -> None:
-        # The same evaluation rows runners.ppo writes, so runners.report reads BC and PPO curves alike.
-        if stats.evaluations:
-            append_evaluations(run_dir, stats.frames, stats.evaluations)
-            latest.update(flatten_results(stats.evaluations))
-        latest.update(frames=stats.frames, epoch=stats.epoch, val_accuracy=stats.val_accuracy)
-        latest["fps"] = trainer.frames_per_second
-        if reporter is not None:
-            reporter(dict(latest))
-
-    start = time.time()
-    history = trainer.train(progress=not args.no_progress, on_epoch=on_epoch)
-    elapsed = time.time() - start
-    model_path = run_dir / "model.zip"
-    atomic_save(model, model_path)
-    final = history[-1].evaluations
-    records.finish(
-        final, frames=trainer.frames, seconds=elapsed, fps=trainer.frames_per_second, epochs=history[-1].epoch
-    )
-    for vec_env in (env, *eval_envs.values()):
-        vec_env.close()
-    logger.close()
-
-    first, last = history[0], history[-1]
-    rows = [
-        ("demos", f"{args.demos}: {demos.env_id}, {demos.n_episodes} episodes, {demos.n_steps} steps"),
-        (
-            "split",
-            f"{len(trainer.train_episodes)} training / {len(trainer.val_episodes)} validation episodes",
-        ),
-        ("memory", f"{args.memory} {memory_kwargs or '(defaults)'}"),
-        (
-            "training",
-            f"{last.epoch} epoch(s), {trainer.frames:,} frames in {elapsed:.0f} s "
-            f"({trainer.frames_per_second:,.0f} frames/s)",
-        ),
-    ]
-    if not math.isnan(last.val_loss):
-        rows.append(
-            (
-                "validation",
-                f"loss {first.val_loss:.3f} -> {last.val_loss:.3f}, "
-                f"accuracy {first.val_accuracy:.3f} -> {last.val_accuracy:.3f}",
-            )
-        )
-    if trainer.best_epoch is not None:
-        rows.append(
-            (
-                "kept",
-                f"the weights of epoch {trainer.best_epoch} (best validation accuracy "
-                f"{trainer.best_val_accuracy:.3f}), evaluated below",
-            )
-        )
-    for name, result in final.items():
-        rows.append((f"success {name}", describe_result(result, eval_seeds[name], with_return=False)))
-    suite_flag = f" --suite {args.suite}" if args.suite else ""
-    channels_flag = "" if args.encoder_channels is None else f" --encoder-channels {args.encoder_channels}"
-    memory_flags = "".join(f" {word}" for word in settings_argv(parser, memory_kwargs, "memory"))
-    rows += [
-        ("model", str(model_path)),
-        ("config", str(run_dir / "config.json")),
-        ("tensorboard", f"tensorboard --logdir {run_dir}"),
-        (
-            "fine-tune",
-            f"python -m runners.ppo --env {demos.env_id}{suite_flag} --memory {args.memory}{memory_flags} "
-            f"--features-dim {args.features_dim}{channels_flag} --init-from {model_path}",
-        ),
-    ]
-    print_summary("runners.bc summary", rows)
-    records.complete(latest)
-    return 0
+    run = BCRun(args, argv, parser, demos, config, memory_kwargs, preset, threads, reporter)
+    return run.run()
 
 
 if __name__ == "__main__":
