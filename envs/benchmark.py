@@ -14,7 +14,10 @@ from typing import Any
 
 BENCHMARK_DIR = Path(__file__).with_name("benchmarks")
 METRICS = ("success_rate", "mean_reward")
-TASK_KEYS = {"env", "metric", "min", "max", "threshold", "hyperparams", "eval", "memory_length"}
+TASK_KEYS = {"env", "metric", "min", "max", "threshold", "hyperparams", "eval", "memory_length", "split"}
+# A benchmark's dev split is where defaults and any memory's settings may be chosen; its test split is where
+# nothing is chosen, so that its scores say how the choices made on the dev split carry to new tasks.
+SPLITS = ("dev", "test")
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,8 @@ class BenchmarkTask:
     :param memory_length: how many steps the task asks the agent to remember, where one number says it (the
         Passive T-Maze's corridor length); the report draws tasks of one env family that name it as a curve
         of score against memory length
+    :param split: ``"dev"`` (settings may be chosen on it) or ``"test"`` (nothing is chosen on it), or None
+        for a benchmark without splits; ``runners.report`` aggregates each split on its own
     """
 
     name: str
@@ -44,6 +49,7 @@ class BenchmarkTask:
     hyperparams: dict[str, Any] = field(default_factory=dict)
     deterministic_eval: bool = True
     memory_length: int | None = None
+    split: str | None = None
 
     def normalise(self, score: float) -> float:
         """``(score - min) / (max - min)``."""
@@ -60,6 +66,7 @@ class BenchmarkTask:
             "hyperparams": dict(self.hyperparams),
             "deterministic_eval": self.deterministic_eval,
             "memory_length": self.memory_length,
+            "split": self.split,
         }
 
 
@@ -102,7 +109,12 @@ def load_benchmark(name: str) -> Benchmark:
             hyperparams=dict(spec.get("hyperparams") or {}),
             deterministic_eval=spec.get("eval", "greedy") == "greedy",
             memory_length=None if spec.get("memory_length") is None else int(spec["memory_length"]),
+            split=spec.get("split"),
         )
+        if task.split is not None and task.split not in SPLITS:
+            raise ValueError(
+                f"benchmark {name}: task {task_name} has split {task.split!r}: use one of {SPLITS}"
+            )
         if task.metric not in METRICS or not math.isfinite(task.max - task.min) or task.max == task.min:
             raise ValueError(f"benchmark {name}: task {task_name} needs metric in {METRICS} and min != max")
         tasks.append(task)

@@ -70,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--benchmark", default=None, help="a named benchmark (envs.benchmark.list_benchmarks())"
     )
     what.add_argument(
-        "--tasks", default=None, help="with --benchmark: only these of its tasks (comma-separated names)"
+        "--tasks",
+        default=None,
+        help="with --benchmark: only these of its tasks (comma-separated names, or a split: dev, test)",
     )
     what.add_argument(
         "--list", action="store_true", help="list the suites and benchmarks (tasks, budgets, normalisation)"

@@ -40,6 +40,7 @@ from studies.scores import (
     missing_side_warnings,
     normalised_scores,
 )
+from studies.settings_grid import MemoryGrid, memory_grids, plot_grids
 from studies.statistics import (
     BOOTSTRAP_REPS,
     Estimate,
@@ -217,20 +218,55 @@ def generalization_section(
     return problems
 
 
-def aggregate_section(
+def split_of(task: TaskScores) -> str | None:
+    """The benchmark split (``dev`` or ``test``) a report task belongs to, None outside a split."""
+    return (task.normalisation or {}).get("split")
+
+
+def aggregate_sections(
     tasks: list[TaskScores], plots: Path, lines: list[str], reps: int = BOOTSTRAP_REPS
 ) -> list[str]:
-    """IQM / mean / PoI / profiles over the normalised scores of every benchmark task. Returns the warnings
-    about memories left out or tasks cut to fewer runs (``normalised_scores``), also written in the
-    section."""
+    """The aggregate over the normalised scores of every benchmark task, one per benchmark split where the
+    tasks have splits: the test split first (nothing was chosen on it), then the dev split, then tasks
+    without a split. Returns the warnings of every aggregate."""
+    normalisable = [task for task in tasks if task.normalisation is not None and task.side == "heldout"]
+    splits = list(dict.fromkeys(split_of(task) for task in normalisable))
+    order = {"test": 0, "dev": 1, None: 2}
+    problems = []
+    for split in sorted(splits, key=lambda split: order.get(split, 2)):
+        split_tasks = [task for task in normalisable if split_of(task) == split]
+        problems += aggregate_section(split_tasks, plots, lines, reps, split)
+    return problems
+
+
+def aggregate_section(
+    tasks: list[TaskScores],
+    plots: Path,
+    lines: list[str],
+    reps: int = BOOTSTRAP_REPS,
+    split: str | None = None,
+) -> list[str]:
+    """IQM / mean / PoI / profiles over the normalised scores of ``tasks`` (benchmark tasks with a
+    normalisation, of one split if ``split`` is given). Returns the warnings about memories left out or
+    tasks cut to fewer runs (``normalised_scores``), also written in the section."""
     normalisable = [task for task in tasks if task.normalisation is not None and task.side == "heldout"]
     if not normalisable:
         return []
     score_dict, problems = normalised_scores(normalisable)
     warning_lines = ["", *[f"Warning: {problem}." for problem in problems]] if problems else []
+    title = (
+        "## Aggregate over tasks (normalised scores)"
+        if split is None
+        else f"## Aggregate over the {split} split (normalised scores)"
+    )
+    about_split = {
+        "test": " The test split: no default or setting of any memory was chosen on these tasks.",
+        "dev": " The dev split: defaults and settings may have been chosen on these tasks.",
+    }.get(split or "", "")
+    stem = "aggregate" if split is None else f"aggregate_{split}"
     if not score_dict:
         lines += [
-            "## Aggregate over tasks (normalised scores)",
+            title,
             "",
             f"No memory has runs on every one of the tasks {', '.join(task.name for task in normalisable)}: "
             "no aggregate.",
@@ -240,10 +276,10 @@ def aggregate_section(
         return problems
     points, intervals = interval_estimates(score_dict, reps=reps)
     lines += [
-        "## Aggregate over tasks (normalised scores)",
+        title,
         "",
         f"Tasks: {', '.join(task.name for task in normalisable)}; each score normalised with its task's min "
-        "and max ((score - min) / (max - min)); final evaluation after each task's budget.",
+        "and max ((score - min) / (max - min)); final evaluation after each task's budget." + about_split,
         "",
         "| memory | runs per task | IQM [95% CI] | mean [95% CI] |",
         "|---|---|---|---|",
@@ -261,7 +297,7 @@ def aggregate_section(
         intervals,
         "normalised score",
         plots,
-        lambda kind: f"aggregate_{kind}.png",
+        lambda kind: f"{stem}_{kind}.png",
         lines,
         reps=reps,
     )
@@ -302,6 +338,56 @@ def memory_length_section(
         )
     image = plot_memory_length(family, estimates, plots)
     lines += ["", f"![{image}]({PLOTS_DIR}/{image})", ""]
+
+
+def grid_cell(task: TaskScores, label: str, threshold: float | None) -> str:
+    """``mean (k/n)``: the mean final score of the seeds of ``label`` and how many reached the threshold."""
+    scores = task.final(label)
+    text = fmt(float(np.mean(scores)))
+    return text if threshold is None else f"{text} ({int(np.sum(scores >= threshold))}/{len(scores)})"
+
+
+def grid_table(task: TaskScores, grid: MemoryGrid, threshold: float | None) -> list[str]:
+    """One memory's grid as a table: a row per value of its first axis, a column per value of its second,
+    then its worst cell's mean."""
+    worst = min(float(np.mean(task.final(label))) for label in grid.labels.values())
+    lines = [
+        f"| {grid.memory}: {grid.row_axis or ''} \\ {grid.column_axis or ''} | "
+        + " | ".join(grid.columns)
+        + " | worst cell |",
+        "|---|" + "---|" * (len(grid.columns) + 1),
+    ]
+    for row in grid.rows:
+        cells = [
+            grid_cell(task, grid.labels[(row, column)], threshold)
+            if (row, column) in grid.labels
+            else "not run"
+            for column in grid.columns
+        ]
+        lines.append(f"| {row or grid.memory} | " + " | ".join(cells) + f" | {fmt(worst)} |")
+    return [*lines, ""]
+
+
+def settings_grid_section(task: TaskScores, plots: Path, lines: list[str]) -> None:
+    """The settings-grid view of ``task``: per memory that ran at two or more settings, a table of every
+    cell's mean final score (and the seeds at the threshold), its worst cell, and one heat map for all."""
+    grids = memory_grids(task)
+    if not grids:
+        return
+    threshold = task.normalisation.get("threshold") if task.normalisation else None
+    reached = f", and in brackets how many seeds reached {fmt(threshold)}" if threshold is not None else ""
+    lines += [
+        f"## Settings grid: {task.name}",
+        "",
+        f"Per memory and setting: the mean {task.metric.replace('_', ' ')} of the final evaluation over "
+        f"seeds{reached}. The last column is the memory's worst cell: what a user who picks a setting of the "
+        "grid blind risks.",
+        "",
+    ]
+    for grid in grids:
+        lines += grid_table(task, grid, threshold)
+    image = plot_grids(task, grids, plots / f"grid_{slug(task.name)}.png")
+    lines += [f"![{image}]({PLOTS_DIR}/{image})", ""]
 
 
 def write_report(directories: list[Path], out: Path, reps: int = BOOTSTRAP_REPS) -> Path:
@@ -359,13 +445,15 @@ def write_report(directories: list[Path], out: Path, reps: int = BOOTSTRAP_REPS)
         tasks = group_tasks(runs)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # rliable/numpy warn on degenerate bootstraps (all-equal scores)
-            for problem in aggregate_section(tasks, plots, lines, reps):
+            for problem in aggregate_sections(tasks, plots, lines, reps):
                 print(f"warning: {problem}", file=sys.stderr)
             for suite in group_suites(runs):
                 for problem in generalization_section(suite, plots, lines, reps):
                     print(f"warning: {problem}", file=sys.stderr)
             for family in length_families(tasks):
                 memory_length_section(family, plots, lines, reps)
+            for task in tasks:
+                settings_grid_section(task, plots, lines)
             lines += ["## Per task", ""]
             for task in tasks:
                 task_section(task, plots, lines, reps)

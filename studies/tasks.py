@@ -62,8 +62,9 @@ def study_tasks(
 
 
 def benchmark_tasks(name: str, task_names: str | None = None) -> list[Task]:
-    """The tasks of the benchmark ``name`` (``envs/benchmarks/<name>.yaml``), or only ``task_names``, each
-    with its budget, hyperparameters and evaluation protocol as settings and its normalisation as score."""
+    """The tasks of the benchmark ``name`` (``envs/benchmarks/<name>.yaml``), or only ``task_names`` (task
+    names, or a split's name for all of its tasks), each with its budget, hyperparameters and evaluation
+    protocol as settings and its normalisation as score."""
     from envs.benchmark import load_benchmark
     from envs.make import resolve_env_spec
 
@@ -71,12 +72,23 @@ def benchmark_tasks(name: str, task_names: str | None = None) -> list[Task]:
     chosen_tasks = benchmark.tasks
     if task_names:
         names = [task.strip() for task in task_names.split(",") if task.strip()]
+        # A split's name stands for all of its tasks: --tasks test runs the test split.
+        splits = {task.split for task in benchmark.tasks if task.split is not None}
+        names = [
+            name
+            for item in names
+            for name in (
+                [task.name for task in benchmark.tasks if task.split == item] if item in splits else [item]
+            )
+        ]
         known = [task.name for task in benchmark.tasks]
         unknown = [task for task in names if task not in known]
         if unknown or not names:
             missing = unknown[0] if unknown else "(none)"
+            split_names = f" or a split ({', '.join(sorted(splits))})" if splits else ""
             raise UsageError(
                 f"--tasks: benchmark {benchmark.name} has no task {missing!r}: use some of {', '.join(known)}"
+                + split_names
             )
         chosen_tasks = tuple(task for task in benchmark.tasks if task.name in names)
     tasks = []
@@ -136,8 +148,9 @@ def describe_tasks() -> str:
             budget = task.hyperparams.get("total_steps", "runners.ppo's default")
             threshold = "none" if task.threshold is None else task.threshold
             protocol = "greedy" if task.deterministic_eval else "sampled"
+            split = f"[{task.split}] " if task.split else ""
             lines.append(
-                f"    {task.name}: {task.env}, {budget} frames, score {task.metric} ({protocol} actions), "
-                f"normalised from [{task.min}, {task.max}], threshold {threshold}"
+                f"    {split}{task.name}: {task.env}, {budget} frames, score {task.metric} "
+                f"({protocol} actions), normalised from [{task.min}, {task.max}], threshold {threshold}"
             )
     return "\n".join(lines)

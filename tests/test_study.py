@@ -469,3 +469,90 @@ def test_console_lines_name_success_only_where_the_env_has_a_signal() -> None:
     ) == ("heldout return -0.90")
     result = {"eval/train/success_rate": 0.5, "eval/train/mean_reward": 0.4, "frames": 10}
     assert study_console.latest_summary(result) == "train success 0.50, return 0.40"
+
+
+def write_split_run(study_dir: Path, task: str, split: str, memory: str, seed: int, success: float) -> None:
+    """``write_benchmark_run`` for a task of a benchmark split (``dev`` or ``test``)."""
+    write_benchmark_run(study_dir, task, memory, seed, success)
+    trial_file = study_dir / "trials" / f"{task}-{memory}-s{seed}" / "trial.json"
+    trial = json.loads(trial_file.read_text())
+    trial["score"]["split"] = split
+    trial_file.write_text(json.dumps(trial))
+
+
+def test_the_report_aggregates_each_split_on_its_own_test_split_first(tmp_path: Path) -> None:
+    for seed in range(2):
+        for memory, dev_score, test_score in (("tlb", 0.9, 0.2), ("gru", 0.5, 0.6)):
+            write_split_run(tmp_path, "DevA", "dev", memory, seed, dev_score)
+            write_split_run(tmp_path, "DevB", "dev", memory, seed, dev_score)
+            write_split_run(tmp_path, "TestC", "test", memory, seed, test_score)
+    assert run_main(report.main, [str(tmp_path), "--reps", "200"]) == 0
+    text = (tmp_path / "report.md").read_text()
+    assert "## Aggregate over tasks" not in text
+    test_part = text.split("## Aggregate over the test split")[1].split("\n## ")[0]
+    dev_part = text.split("## Aggregate over the dev split")[1].split("\n## ")[0]
+    assert text.index("over the test split") < text.index("over the dev split")  # the test split first
+    assert "Tasks: TestC;" in test_part and "no default or setting" in test_part
+    assert "Tasks: DevA, DevB;" in dev_part
+    # Each split's numbers are its own tasks' only: tlb leads on the dev split and trails on the test split.
+    assert "| tlb | 2 | 0.2 [0.2, 0.2] |" in test_part and "| gru | 2 | 0.6 [0.6, 0.6] |" in test_part
+    assert "| tlb | 2 | 0.9 [0.9, 0.9] |" in dev_part
+    assert "P(gru > tlb) = 1.00" in test_part and "P(tlb > gru) = 1.00" in dev_part
+    for split in ("test", "dev"):
+        assert (tmp_path / "plots" / f"aggregate_{split}_intervals.png").is_file()
+
+
+def test_a_split_name_in_tasks_plans_every_task_of_that_split() -> None:
+    from envs.benchmark import load_benchmark
+
+    benchmark = load_benchmark("memory")
+    for split in ("dev", "test"):
+        names = [task.name for task in benchmark.tasks if task.split == split]
+        assert names, f"the memory benchmark has no {split} split"
+        plan = study.plan_study(
+            ["--benchmark", "memory", "--tasks", split, "--memories", "none", "--seeds", "0"]
+        )
+        assert [spec.task for spec in plan.specs] == names
+        assert all(spec.score and spec.score["split"] == split for spec in plan.specs)
+
+
+def test_a_benchmark_task_with_an_unknown_split_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from envs import benchmark
+
+    (tmp_path / "odd.yaml").write_text("tasks:\n  A:\n    env: CartPole-v1\n    split: train\n")
+    monkeypatch.setattr(benchmark, "BENCHMARK_DIR", tmp_path)
+    with pytest.raises(ValueError, match="task A has split 'train': use one of"):
+        benchmark.load_benchmark("odd")
+
+
+def test_the_settings_grid_shows_every_cell_and_each_memorys_worst(tmp_path: Path) -> None:
+    """A study over width x learning rate: one table per memory, its own width flag in the rows and the
+    learning rate in the columns, each cell the seeds' mean and the seeds at the threshold, and the worst
+    cell; a memory run at one setting only has no grid."""
+    cells = {  # label -> per-seed success
+        "tlb d_model=64 lr=0.001": (1.0, 1.0),
+        "tlb d_model=64 lr=0.0003": (1.0, 0.9),
+        "tlb d_model=128 lr=0.001": (0.2, 0.4),
+        "tlb d_model=128 lr=0.0003": (1.0, 1.0),
+        "gru hidden_size=64 lr=0.001": (0.5, 0.5),
+        "gru hidden_size=64 lr=0.0003": (0.7, 0.9),
+        "none": (0.1, 0.1),
+    }
+    for label, scores in cells.items():
+        for seed, success in enumerate(scores):
+            run_dir = tmp_path / "trials" / f"{label.replace(' ', '_')}-s{seed}"
+            write_run(run_dir, label.split(" ")[0], seed, success)
+            score = {"metric": "success_rate", "min": 0.0, "max": 1.0, "threshold": 0.95}
+            (run_dir / "trial.json").write_text(json.dumps({"task": "TaskA", "label": label, "score": score}))
+    assert run_main(report.main, [str(tmp_path), "--reps", "200"]) == 0
+    text = (tmp_path / "report.md").read_text()
+    section = text.split("## Settings grid: TaskA")[1].split("\n## ")[0]
+    assert "| tlb: d_model \\ lr | 0.0003 | 0.001 | worst cell |" in section  # learning rates sorted by value
+    assert "| 64 | 0.95 (1/2) | 1 (2/2) | 0.3 |" in section
+    assert "| 128 | 1 (2/2) | 0.3 (0/2) | 0.3 |" in section  # widths sorted by value, not as text
+    assert "| gru: hidden_size \\ lr | 0.0003 | 0.001 | worst cell |" in section
+    assert "| 64 | 0.8 (0/2) | 0.5 (0/2) | 0.5 |" in section
+    assert "| none" not in section
+    assert (tmp_path / "plots" / "grid_TaskA.png").read_bytes()[:4] == b"\x89PNG"

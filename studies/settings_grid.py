@@ -1,0 +1,117 @@
+"""The settings-grid view of a study: how each memory's final score holds across a grid of its settings
+(``runners.study --grid d_model=64,128,256 lr=3e-4,1e-3``): the cells of each memory's grid and their heat
+map; ``studies.report`` writes the table.
+
+A default should sit where a memory holds across the grid, not at one lucky point of it: the view shows every
+cell's mean score and, where the task has a threshold, how many seeds reached it, and per memory its worst
+cell, so that a reader sees at once which settings are safe and which are a cliff edge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from studies.scores import TaskScores
+
+
+def parse_label(label: str) -> tuple[str, dict[str, str]]:
+    """A study label's memory and grid settings: ``"tlb d_model=64 lr=0.001"`` -> ``("tlb", {"d_model": "64",
+    "lr": "0.001"})``."""
+    memory, *pairs = label.split(" ")
+    return memory, dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+
+
+def value_key(value: str) -> tuple[int, float | str]:
+    """Sort key for grid values: numbers by size, then anything else by name."""
+    try:
+        return (0, float(value))
+    except ValueError:
+        return (1, value)
+
+
+@dataclass
+class MemoryGrid:
+    """One memory's cells on one task: rows over its first grid axis, columns over its second (the learning
+    rate where it is one of the axes, so that memories with different width flags share the columns)."""
+
+    memory: str
+    row_axis: str | None
+    column_axis: str | None
+    rows: list[str]
+    columns: list[str]
+    labels: dict[tuple[str, str], str]  # (row value, column value) -> study label
+
+    @property
+    def size(self) -> int:
+        return len(self.labels)
+
+
+def memory_grids(task: TaskScores) -> list[MemoryGrid]:
+    """The grid of every memory of ``task`` that ran at two or more settings (memories with one label have
+    no grid to show). Memories keep their order of first appearance."""
+    by_memory: dict[str, dict[str, dict[str, str]]] = {}
+    for label in task.runs:
+        memory, settings = parse_label(label)
+        by_memory.setdefault(memory, {})[label] = settings
+    grids = []
+    for memory, labels in by_memory.items():
+        if len(labels) < 2:
+            continue
+        axes = list(dict.fromkeys(key for settings in labels.values() for key in settings))
+        if "lr" in axes:  # the learning rate in the columns, shared by every memory
+            axes = [axis for axis in axes if axis != "lr"] + ["lr"]
+        row_axis = axes[0] if len(axes) > 1 else None
+        column_axis = axes[-1] if axes else None
+        cells: dict[tuple[str, str], str] = {}
+        for label, settings in labels.items():
+            row = settings.get(row_axis, "") if row_axis else ""
+            column = settings.get(column_axis, "") if column_axis else ""
+            cells[(row, column)] = label
+        rows = sorted({row for row, _ in cells}, key=value_key)
+        columns = sorted({column for _, column in cells}, key=value_key)
+        grids.append(MemoryGrid(memory, row_axis, column_axis, rows, columns, cells))
+    return grids
+
+
+def plot_grids(task: TaskScores, grids: list[MemoryGrid], path: Path) -> str:
+    """A heat map per memory (rows: its first axis, columns: its second) of the mean final score, on one
+    colour scale (the task's normalisation range where it has one); returns the file name."""
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    low, high = (
+        (task.normalisation["min"], task.normalisation["max"])
+        if task.normalisation
+        else (
+            min(float(np.mean(task.final(label))) for label in task.runs),
+            max(float(np.mean(task.final(label))) for label in task.runs),
+        )
+    )
+    figure, axes = plt.subplots(
+        1, len(grids), figsize=(3.2 * len(grids) + 0.8, 2.8), squeeze=False, constrained_layout=True
+    )
+    image = None
+    for axis, grid in zip(axes[0], grids, strict=True):
+        values = np.full((len(grid.rows), len(grid.columns)), np.nan)
+        for (row, column), label in grid.labels.items():
+            values[grid.rows.index(row), grid.columns.index(column)] = float(np.mean(task.final(label)))
+        image = axis.imshow(values, vmin=low, vmax=high if high > low else low + 1, cmap="viridis")
+        for (i, j), value in np.ndenumerate(values):
+            if np.isfinite(value):
+                text = f"{value:.3g}"
+                colour = "black" if high > low and (value - low) / (high - low) > 0.6 else "white"
+                axis.text(j, i, text, ha="center", va="center", color=colour, fontsize=8)
+        axis.set_xticks(range(len(grid.columns)), grid.columns, fontsize=8)
+        axis.set_yticks(range(len(grid.rows)), grid.rows, fontsize=8)
+        axis.set_xlabel(grid.column_axis or "")
+        axis.set_ylabel(grid.row_axis or "")
+        axis.set_title(grid.memory)
+    if image is not None:
+        figure.colorbar(image, ax=axes[0].tolist(), label=f"mean final {task.metric.replace('_', ' ')}")
+    figure.suptitle(task.name)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path.name
