@@ -352,7 +352,9 @@ def grid_table(task: TaskScores, grid: MemoryGrid, threshold: float | None) -> l
     then its worst cell's mean."""
     worst = min(float(np.mean(task.final(label))) for label in grid.labels.values())
     lines = [
-        f"| {grid.memory}: {grid.row_axis or ''} \\ {grid.column_axis or ''} | "
+        f"| {grid.memory}: "
+        + (f"{grid.row_axis} \\ {grid.column_axis}" if grid.row_axis else f"{grid.column_axis or ''}")
+        + " | "
         + " | ".join(grid.columns)
         + " | worst cell |",
         "|---|" + "---|" * (len(grid.columns) + 1),
