@@ -240,18 +240,16 @@ def aggregate_sections(
 
 
 def aggregate_section(
-    tasks: list[TaskScores],
+    normalisable: list[TaskScores],
     plots: Path,
     lines: list[str],
     reps: int = BOOTSTRAP_REPS,
     split: str | None = None,
 ) -> list[str]:
-    """IQM / mean / PoI / profiles over the normalised scores of ``tasks`` (benchmark tasks with a
-    normalisation, of one split if ``split`` is given). Returns the warnings about memories left out or
-    tasks cut to fewer runs (``normalised_scores``), also written in the section."""
-    normalisable = [task for task in tasks if task.normalisation is not None and task.side == "heldout"]
-    if not normalisable:
-        return []
+    """IQM / mean / PoI / profiles over the normalised scores of ``normalisable`` (held-out benchmark tasks
+    with a normalisation, of one split if ``split`` is given; ``aggregate_sections`` chooses them). Returns
+    the warnings about memories left out or tasks cut to fewer runs (``normalised_scores``), also written in
+    the section."""
     score_dict, problems = normalised_scores(normalisable)
     warning_lines = ["", *[f"Warning: {problem}." for problem in problems]] if problems else []
     title = (

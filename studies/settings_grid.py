@@ -44,10 +44,6 @@ class MemoryGrid:
     columns: list[str]
     labels: dict[tuple[str, str], str]  # (row value, column value) -> study label
 
-    @property
-    def size(self) -> int:
-        return len(self.labels)
-
 
 def memory_grids(task: TaskScores) -> list[MemoryGrid]:
     """The grid of every memory of ``task`` that ran at two or more settings (memories with one label have
