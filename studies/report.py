@@ -40,7 +40,7 @@ from studies.scores import (
     missing_side_warnings,
     normalised_scores,
 )
-from studies.settings_grid import MemoryGrid, memory_grids, plot_grids
+from studies.settings_grid import MemoryGrid, compared_pairs, memory_grids, plot_grids
 from studies.statistics import (
     BOOTSTRAP_REPS,
     Estimate,
@@ -110,7 +110,8 @@ def comparison_tail(
     """What every table of the report ends with: the probability-of-improvement line, then the interval,
     improvement and performance-profile plots (after ``first_image``, e.g. the learning curves), each
     written to ``plots / file_name(kind)``."""
-    probabilities, probability_cis = improvement_probabilities(score_dict, reps=reps)
+    compared = compared_pairs(list(score_dict))
+    probabilities, probability_cis = improvement_probabilities(score_dict, reps=reps, compared=compared)
     lines += improvement_lines(probabilities, probability_cis)
     images = [
         first_image,

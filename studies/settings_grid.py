@@ -9,6 +9,7 @@ cell, so that a reader sees at once which settings are safe and which are a clif
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,32 @@ def value_key(value: str) -> tuple[int, float | str]:
         return (0, float(value))
     except ValueError:
         return (1, value)
+
+
+def grid_cell(settings: dict[str, str]) -> tuple[str, ...]:
+    """A label's place in its memory's grid, as values with the learning rate last: ``{"d_model": "64",
+    "lr": "0.001"}`` and ``{"hidden_size": "64", "lr": "0.001"}`` share the cell ``("64", "0.001")``, so that
+    memories with different width flags meet in the same cell."""
+    axes = [axis for axis in settings if axis != "lr"] + (["lr"] if "lr" in settings else [])
+    return tuple(settings[axis] for axis in axes)
+
+
+def compared_pairs(labels: list[str]) -> list[tuple[str, str]]:
+    """The ordered label pairs whose probability of improvement a report shows. Without a settings grid,
+    every pair; with one, each memory against every other memory in the same grid cell (a label without
+    settings against every label), since the grid's own table already compares one memory's cells, and
+    every pair of a 3 x 3 grid over three memories would be 702 numbers that nobody reads."""
+    parsed = {label: parse_label(label) for label in labels}
+    if not any(settings for _, settings in parsed.values()):
+        return list(itertools.permutations(labels, 2))
+    pairs = []
+    for x, y in itertools.permutations(labels, 2):
+        (memory_x, settings_x), (memory_y, settings_y) = parsed[x], parsed[y]
+        if not settings_x or not settings_y:
+            pairs.append((x, y))
+        elif memory_x != memory_y and grid_cell(settings_x) == grid_cell(settings_y):
+            pairs.append((x, y))
+    return pairs
 
 
 @dataclass

@@ -57,12 +57,18 @@ def probability_of_improvement(scores_x: np.ndarray, scores_y: np.ndarray) -> fl
 
 
 def improvement_probabilities(
-    score_dict: dict[str, np.ndarray], seed: int = 0, reps: int = BOOTSTRAP_REPS
+    score_dict: dict[str, np.ndarray],
+    seed: int = 0,
+    reps: int = BOOTSTRAP_REPS,
+    compared: list[tuple[str, str]] | None = None,
 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """P(X > Y) for every ordered pair of labels, with 95% intervals (rliable), keyed ``"X,Y"``."""
+    """P(X > Y) for the ordered pairs ``compared`` (default: every ordered pair of labels), with 95%
+    intervals (rliable), keyed ``"X,Y"``."""
     from rliable import library as rly
 
-    pairs = {f"{x},{y}": (score_dict[x], score_dict[y]) for x, y in itertools.permutations(score_dict, 2)}
+    if compared is None:
+        compared = list(itertools.permutations(score_dict, 2))
+    pairs = {f"{x},{y}": (score_dict[x], score_dict[y]) for x, y in compared}
     if not pairs:
         return {}, {}
     points, intervals = rly.get_interval_estimates(

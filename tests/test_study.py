@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import itertools
 import json
 import os
 import signal
@@ -24,6 +25,7 @@ from runners import ppo, report, study
 from runners.cli import UsageError, run_main
 from studies import execution, machine, statistics
 from studies.plan import TrialSpec, parse_seeds
+from studies.settings_grid import compared_pairs, grid_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV_ID = "MiniGrid-MemoryS7-v0"
@@ -556,3 +558,15 @@ def test_the_settings_grid_shows_every_cell_and_each_memorys_worst(tmp_path: Pat
     assert "| 64 | 0.8 (0/2) | 0.5 (0/2) | 0.5 |" in section
     assert "| none" not in section
     assert (tmp_path / "plots" / "grid_TaskA.png").read_bytes()[:4] == b"\x89PNG"
+    # The improvement line compares memories in the same cell, not every pair of the grid's 7 labels (42).
+    improvement = text.split("### TaskA")[1].split("Probability of improvement [95% CI]: ")[1].split("\n")[0]
+    assert "P(tlb d_model=64 lr=0.001 > gru hidden_size=64 lr=0.001)" in improvement
+    assert "P(tlb d_model=64 lr=0.001 > tlb d_model=128 lr=0.001)" not in improvement
+    assert "P(tlb d_model=128 lr=0.001 > gru hidden_size=64 lr=0.001)" not in improvement
+    assert "P(none > tlb d_model=128 lr=0.0003)" in improvement
+    assert improvement.count("P(") == 4 + 2 * 6  # two same-cell pairs both ways; none against all six
+
+
+def test_compared_pairs_without_a_grid_are_every_ordered_pair() -> None:
+    assert compared_pairs(["tlb", "gru", "none"]) == list(itertools.permutations(["tlb", "gru", "none"], 2))
+    assert grid_cell({"lr": "0.001", "d_model": "64"}) == grid_cell({"hidden_size": "64", "lr": "0.001"})
