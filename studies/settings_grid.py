@@ -33,12 +33,17 @@ def value_key(value: str) -> tuple[int, float | str]:
         return (1, value)
 
 
+def lr_last(axes: list[str]) -> list[str]:
+    """Grid axes in order, the learning rate moved last: it is the one axis every memory shares (widths go by
+    d_model or hidden_size), so it takes the columns and the last place of a cell."""
+    return [axis for axis in axes if axis != "lr"] + (["lr"] if "lr" in axes else [])
+
+
 def grid_cell(settings: dict[str, str]) -> tuple[str, ...]:
     """A label's place in its memory's grid, as values with the learning rate last: ``{"d_model": "64",
     "lr": "0.001"}`` and ``{"hidden_size": "64", "lr": "0.001"}`` share the cell ``("64", "0.001")``, so that
     memories with different width flags meet in the same cell."""
-    axes = [axis for axis in settings if axis != "lr"] + (["lr"] if "lr" in settings else [])
-    return tuple(settings[axis] for axis in axes)
+    return tuple(settings[axis] for axis in lr_last(list(settings)))
 
 
 def compared_pairs(labels: list[str]) -> list[tuple[str, str]]:
@@ -47,8 +52,6 @@ def compared_pairs(labels: list[str]) -> list[tuple[str, str]]:
     settings against every label), since the grid's own table already compares one memory's cells, and
     every pair of a 3 x 3 grid over three memories would be 702 numbers that nobody reads."""
     parsed = {label: parse_label(label) for label in labels}
-    if not any(settings for _, settings in parsed.values()):
-        return list(itertools.permutations(labels, 2))
     pairs = []
     for x, y in itertools.permutations(labels, 2):
         (memory_x, settings_x), (memory_y, settings_y) = parsed[x], parsed[y]
@@ -83,9 +86,7 @@ def memory_grids(task: TaskScores) -> list[MemoryGrid]:
     for memory, labels in by_memory.items():
         if len(labels) < 2:
             continue
-        axes = list(dict.fromkeys(key for settings in labels.values() for key in settings))
-        if "lr" in axes:  # the learning rate in the columns, shared by every memory
-            axes = [axis for axis in axes if axis != "lr"] + ["lr"]
+        axes = lr_last(list(dict.fromkeys(key for settings in labels.values() for key in settings)))
         row_axis = axes[0] if len(axes) > 1 else None
         column_axis = axes[-1] if axes else None
         cells: dict[tuple[str, str], str] = {}
