@@ -50,7 +50,9 @@ def compared_pairs(labels: list[str]) -> list[tuple[str, str]]:
     """The ordered label pairs whose probability of improvement a report shows. Without a settings grid,
     every pair; with one, each memory against every other memory in the same grid cell (a label without
     settings against every label), since the grid's own table already compares one memory's cells, and
-    every pair of a 3 x 3 grid over three memories would be 702 numbers that nobody reads."""
+    every pair of a 3 x 3 grid over three memories would be 702 numbers that nobody reads. One memory's
+    labels that each set a single flag (one-axis lever studies, alone or reported together) are compared
+    with each other too: there the question is which value of the lever is better."""
     parsed = {label: parse_label(label) for label in labels}
     pairs = []
     for x, y in itertools.permutations(labels, 2):
@@ -58,6 +60,8 @@ def compared_pairs(labels: list[str]) -> list[tuple[str, str]]:
         if not settings_x or not settings_y:
             pairs.append((x, y))
         elif memory_x != memory_y and grid_cell(settings_x) == grid_cell(settings_y):
+            pairs.append((x, y))
+        elif memory_x == memory_y and len(settings_x) == len(settings_y) == 1:
             pairs.append((x, y))
     return pairs
 

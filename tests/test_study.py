@@ -570,3 +570,12 @@ def test_the_settings_grid_shows_every_cell_and_each_memorys_worst(tmp_path: Pat
 def test_compared_pairs_without_a_grid_are_every_ordered_pair() -> None:
     assert compared_pairs(["tlb", "gru", "none"]) == list(itertools.permutations(["tlb", "gru", "none"], 2))
     assert grid_cell({"lr": "0.001", "d_model": "64"}) == grid_cell({"hidden_size": "64", "lr": "0.001"})
+
+
+def test_compared_pairs_compare_one_memorys_single_flag_levers() -> None:
+    """Lever studies (one axis each, reported together) compare the memory's values with each other; a
+    two-axis grid's cells of one memory are not compared (the grid's table does that)."""
+    levers = ["tlb chunk_size=8", "tlb chunk_size=16", "tlb input_shift=4"]
+    assert compared_pairs(levers) == list(itertools.permutations(levers, 2))
+    grid = ["tlb d_model=64 lr=0.001", "tlb d_model=128 lr=0.001", "gru hidden_size=64 lr=0.001"]
+    assert compared_pairs(grid) == [(grid[0], grid[2]), (grid[2], grid[0])]
