@@ -352,7 +352,11 @@ def grid_table(task: TaskScores, grid: MemoryGrid, threshold: float | None) -> l
     worst = min(float(np.mean(task.final(label))) for label in grid.labels.values())
     lines = [
         f"| {grid.memory}: "
-        + (f"{grid.row_axis} \\ {grid.column_axis}" if grid.row_axis else f"{grid.column_axis or ''}")
+        + (
+            f"{grid.row_axis} \\ {grid.column_axis}"
+            if grid.row_axis and grid.column_axis
+            else f"{grid.row_axis or grid.column_axis or ''}"
+        )
         + " | "
         + " | ".join(grid.columns)
         + " | worst cell |",

@@ -90,6 +90,9 @@ def memory_grids(task: TaskScores) -> list[MemoryGrid]:
     for memory, labels in by_memory.items():
         if len(labels) < 2:
             continue
+        if is_lever_set(labels):
+            grids.append(lever_grid(memory, labels))
+            continue
         axes = lr_last(list(dict.fromkeys(key for settings in labels.values() for key in settings)))
         row_axis = axes[0] if len(axes) > 1 else None
         column_axis = axes[-1] if axes else None
@@ -102,6 +105,33 @@ def memory_grids(task: TaskScores) -> list[MemoryGrid]:
         columns = sorted({column for _, column in cells}, key=value_key)
         grids.append(MemoryGrid(memory, row_axis, column_axis, rows, columns, cells))
     return grids
+
+
+def is_lever_set(labels: dict[str, dict[str, str]]) -> bool:
+    """Whether one memory's labels are one-flag levers (each label sets at most one flag, and they set
+    different flags), as when one-axis studies of several levers are reported together: not a grid."""
+    keys = {key for settings in labels.values() for key in settings}
+    return len(keys) > 1 and all(len(settings) <= 1 for settings in labels.values())
+
+
+LEVER_COLUMN = "score"
+DEFAULTS_ROW = "defaults"  # the lever table's row of the label without settings
+
+
+def lever_grid(memory: str, labels: dict[str, dict[str, str]]) -> MemoryGrid:
+    """One column of levers: a row per ``flag=value`` (sorted by flag, then value), the label without
+    settings (the defaults) first."""
+    cells = {
+        ("=".join(next(iter(settings.items()))) if settings else DEFAULTS_ROW, LEVER_COLUMN): label
+        for label, settings in labels.items()
+    }
+
+    def row_key(row: str) -> tuple[bool, str, tuple[int, float | str]]:
+        flag, _, value = row.partition("=")
+        return row != DEFAULTS_ROW, flag, value_key(value)
+
+    rows = sorted((row for row, _ in cells), key=row_key)
+    return MemoryGrid(memory, "setting", None, rows, [LEVER_COLUMN], cells)
 
 
 def plot_grids(task: TaskScores, grids: list[MemoryGrid], path: Path) -> str:

@@ -567,6 +567,35 @@ def test_the_settings_grid_shows_every_cell_and_each_memorys_worst(tmp_path: Pat
     assert improvement.count("P(") == 4 + 2 * 6  # two same-cell pairs both ways; none against all six
 
 
+def test_one_flag_levers_reported_together_are_one_column_not_a_grid(tmp_path: Path) -> None:
+    """Lever studies (tlb at its defaults, chunk_size=4,16 and input_shift=4 from separate one-axis studies)
+    reported together: one row per flag=value, the defaults first, not a chunk_size x input_shift grid of
+    cells never run."""
+    cells = {
+        "tlb": (0.5, 0.7),
+        "tlb chunk_size=16": (1.0, 0.9),
+        "tlb chunk_size=4": (0.2, 0.4),
+        "tlb input_shift=4": (1.0, 1.0),
+    }
+    for label, scores in cells.items():
+        for seed, success in enumerate(scores):
+            run_dir = tmp_path / "trials" / f"{label.replace(' ', '_')}-s{seed}"
+            write_run(run_dir, "tlb", seed, success)
+            score = {"metric": "success_rate", "min": 0.0, "max": 1.0, "threshold": 0.95}
+            (run_dir / "trial.json").write_text(json.dumps({"task": "TaskA", "label": label, "score": score}))
+    assert run_main(report.main, [str(tmp_path), "--reps", "200"]) == 0
+    section = (tmp_path / "report.md").read_text().split("## Settings grid: TaskA")[1].split("\n## ")[0]
+    table = [line for line in section.splitlines() if line.startswith("| ")]
+    assert table == [
+        "| tlb: setting | score | worst cell |",
+        "| defaults | 0.6 (0/2) | 0.3 |",
+        "| chunk_size=4 | 0.3 (0/2) | 0.3 |",  # values sorted by size, not as text
+        "| chunk_size=16 | 0.95 (1/2) | 0.3 |",
+        "| input_shift=4 | 1 (2/2) | 0.3 |",
+    ]
+    assert "not run" not in section
+
+
 def test_compared_pairs_without_a_grid_are_every_ordered_pair() -> None:
     assert compared_pairs(["tlb", "gru", "none"]) == list(itertools.permutations(["tlb", "gru", "none"], 2))
     assert grid_cell({"lr": "0.001", "d_model": "64"}) == grid_cell({"hidden_size": "64", "lr": "0.001"})
