@@ -90,8 +90,14 @@ def memory_grids(task: TaskScores) -> list[MemoryGrid]:
     for memory, labels in by_memory.items():
         if len(labels) < 2:
             continue
-        if is_lever_set(labels):
-            grids.append(lever_grid(memory, labels))
+        shared = shared_settings(labels)
+        varying = {
+            label: {k: v for k, v in settings.items() if k not in shared}
+            for label, settings in labels.items()
+        }
+        if is_lever_set(varying):
+            name = " ".join([memory, *(f"{key}={value}" for key, value in shared.items())])
+            grids.append(lever_grid(name, varying))
             continue
         axes = lr_last(list(dict.fromkeys(key for settings in labels.values() for key in settings)))
         row_axis = axes[0] if len(axes) > 1 else None
@@ -107,9 +113,17 @@ def memory_grids(task: TaskScores) -> list[MemoryGrid]:
     return grids
 
 
+def shared_settings(labels: dict[str, dict[str, str]]) -> dict[str, str]:
+    """The settings that every one of a memory's labels sets to the same value (e.g. ``d_model=128`` in
+    ``tlb d_model=128 chunk_size=16`` and ``tlb d_model=128 input_shift=4``)."""
+    first, *others = labels.values()
+    return {key: value for key, value in first.items() if all(other.get(key) == value for other in others)}
+
+
 def is_lever_set(labels: dict[str, dict[str, str]]) -> bool:
-    """Whether one memory's labels are one-flag levers (each label sets at most one flag, and they set
-    different flags), as when one-axis studies of several levers are reported together: not a grid."""
+    """Whether one memory's labels are one-flag levers (each label sets at most one flag besides those
+    every label shares, and they set different flags), as when one-axis studies of several levers are
+    reported together: not a grid."""
     keys = {key for settings in labels.values() for key in settings}
     return len(keys) > 1 and all(len(settings) <= 1 for settings in labels.values())
 

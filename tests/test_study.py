@@ -25,7 +25,8 @@ from runners import ppo, report, study
 from runners.cli import UsageError, run_main
 from studies import execution, machine, statistics
 from studies.plan import TrialSpec, parse_seeds
-from studies.settings_grid import compared_pairs, grid_cell
+from studies.scores import TaskScores
+from studies.settings_grid import LEVER_COLUMN, compared_pairs, grid_cell, memory_grids
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV_ID = "MiniGrid-MemoryS7-v0"
@@ -594,6 +595,19 @@ def test_one_flag_levers_reported_together_are_one_column_not_a_grid(tmp_path: P
         "| input_shift=4 | 1 (2/2) | 0.3 |",
     ]
     assert "not run" not in section
+
+
+def test_levers_at_a_shared_setting_are_one_column_named_by_it() -> None:
+    """Two lever studies at one width (``--grid d_model=128 chunk_size=16`` and ``--grid d_model=128
+    input_shift=4``): the shared width names the column's memory, the levers are its rows."""
+    runs = {
+        "tlb d_model=128 chunk_size=16": {"d_model": "128", "chunk_size": "16"},
+        "tlb d_model=128 input_shift=4": {"d_model": "128", "input_shift": "4"},
+    }
+    task = TaskScores("TaskA", "mean_reward", None, {label: [] for label in runs})
+    (grid,) = memory_grids(task)
+    assert grid.memory == "tlb d_model=128" and grid.rows == ["chunk_size=16", "input_shift=4"]
+    assert grid.labels[("input_shift=4", LEVER_COLUMN)] == "tlb d_model=128 input_shift=4"
 
 
 def test_compared_pairs_without_a_grid_are_every_ordered_pair() -> None:
