@@ -2,13 +2,13 @@
 
     PYTHONPATH=. python docs/studies/tlb-levers-test/against_defaults.py
 
-The lever runs (``tlb --input-shift 4``, seeds 0-2, the memory benchmark's test split) are this folder's
-trials-*.csv, copied from their studies. tlb at its defaults, gru, lstm and none were not run again: their
-final scores are the per-seed columns of docs/studies/memory-test-split/report.md
-(the same benchmark file, budgets, seeds, code and machine; tlb's NoisyPositionOnlyCartPoleEasy seed 0 was
-rerun on 2026-12-06 and gave the same 0.358). Scores are normalised with each task's min and max from
-envs/benchmarks/memory.yaml and compared with the rliable estimates of ``runners.report``
-(``studies.statistics``), as that report does.
+The lever runs (``tlb --input-shift 4`` and ``tlb --chunk-size 16``, seeds 0-2, the memory benchmark's
+test split) are this folder's trials-*.csv, copied from their studies. tlb at its defaults, gru, lstm and
+none were not run again: their final scores are the per-seed columns of
+docs/studies/memory-test-split/report.md (the same benchmark file, budgets, seeds, code and machine; tlb's
+NoisyPositionOnlyCartPoleEasy seed 0 was rerun on 2026-12-06 and gave the same 0.358). Scores are normalised
+with each task's min and max from envs/benchmarks/memory.yaml and compared with the rliable estimates of
+``runners.report`` (``studies.statistics``), as that report does.
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ BASELINE_REPORT = HERE.parent / "memory-test-split" / "report.md"
 BASELINES = ("tlb", "gru", "lstm", "none")
 SOURCES = (
     "Lever runs: `python -m runners.study --benchmark memory --tasks test --memories tlb --seeds 0-2 --grid "
-    "input_shift=4 --out runs/studies/lever-test-input_shift` (2026-12-06, this machine), this folder's "
-    "report.md. tlb at its defaults, gru, lstm and none: the per-seed final scores of "
+    "input_shift=4 --out runs/studies/lever-test-input_shift` and the same with `--grid chunk_size=16 --out "
+    "runs/studies/lever-test-chunk_size` (2026-12-06, this machine), this folder's report.md. "
+    "tlb at its defaults, gru, lstm and none: the per-seed final scores of "
     "docs/studies/memory-test-split/report.md (2026-12-06, the same benchmark file, budgets, seeds and "
     "code), not run again, as that report prints them (three significant figures). Normalised with each "
     "task's min and max; intervals: 95% stratified bootstrap (rliable). "
