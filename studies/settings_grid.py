@@ -46,14 +46,27 @@ def grid_cell(settings: dict[str, str]) -> tuple[str, ...]:
     return tuple(settings[axis] for axis in lr_last(list(settings)))
 
 
+def labels_by_memory(labels: list[str]) -> dict[str, dict[str, dict[str, str]]]:
+    """Memory -> its labels -> their settings, memories and labels in order of first appearance."""
+    by_memory: dict[str, dict[str, dict[str, str]]] = {}
+    for label in labels:
+        memory, settings = parse_label(label)
+        by_memory.setdefault(memory, {})[label] = settings
+    return by_memory
+
+
 def compared_pairs(labels: list[str]) -> list[tuple[str, str]]:
     """The ordered label pairs whose probability of improvement a report shows. Without a settings grid,
     every pair; with one, each memory against every other memory in the same grid cell (a label without
     settings against every label), since the grid's own table already compares one memory's cells, and
     every pair of a 3 x 3 grid over three memories would be 702 numbers that nobody reads. One memory's
-    labels that each set a single flag (one-axis lever studies, alone or reported together) are compared
-    with each other too: there the question is which value of the lever is better."""
+    labels that each set a single flag (a one-axis study), or that form a lever table (``is_lever_set``: lever
+    studies reported together, also at a shared setting), are compared with each other too: there the
+    question is which value of the lever is better."""
     parsed = {label: parse_label(label) for label in labels}
+    by_memory = labels_by_memory(labels)
+    # Memories whose labels the report shows as a lever table (levers at a shared setting included).
+    lever_memories = {memory for memory, group in by_memory.items() if is_lever_set(varying_settings(group))}
     pairs = []
     for x, y in itertools.permutations(labels, 2):
         (memory_x, settings_x), (memory_y, settings_y) = parsed[x], parsed[y]
@@ -61,7 +74,7 @@ def compared_pairs(labels: list[str]) -> list[tuple[str, str]]:
             pairs.append((x, y))
         elif memory_x != memory_y and grid_cell(settings_x) == grid_cell(settings_y):
             pairs.append((x, y))
-        elif memory_x == memory_y and len(settings_x) == len(settings_y) == 1:
+        elif memory_x == memory_y and (len(settings_x) == len(settings_y) == 1 or memory_x in lever_memories):
             pairs.append((x, y))
     return pairs
 
@@ -82,19 +95,13 @@ class MemoryGrid:
 def memory_grids(task: TaskScores) -> list[MemoryGrid]:
     """The grid of every memory of ``task`` that ran at two or more settings (memories with one label have
     no grid to show). Memories keep their order of first appearance."""
-    by_memory: dict[str, dict[str, dict[str, str]]] = {}
-    for label in task.runs:
-        memory, settings = parse_label(label)
-        by_memory.setdefault(memory, {})[label] = settings
+    by_memory = labels_by_memory(list(task.runs))
     grids = []
     for memory, labels in by_memory.items():
         if len(labels) < 2:
             continue
         shared = shared_settings(labels)
-        varying = {
-            label: {k: v for k, v in settings.items() if k not in shared}
-            for label, settings in labels.items()
-        }
+        varying = varying_settings(labels)
         if is_lever_set(varying):
             name = " ".join([memory, *(f"{key}={value}" for key, value in shared.items())])
             grids.append(lever_grid(name, varying))
@@ -118,6 +125,14 @@ def shared_settings(labels: dict[str, dict[str, str]]) -> dict[str, str]:
     ``tlb d_model=128 chunk_size=16`` and ``tlb d_model=128 input_shift=4``)."""
     first, *others = labels.values()
     return {key: value for key, value in first.items() if all(other.get(key) == value for other in others)}
+
+
+def varying_settings(labels: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """Each of a memory's labels' settings without the ones all of them share (``shared_settings``)."""
+    shared = shared_settings(labels)
+    return {
+        label: {k: v for k, v in settings.items() if k not in shared} for label, settings in labels.items()
+    }
 
 
 def is_lever_set(labels: dict[str, dict[str, str]]) -> bool:

@@ -530,6 +530,17 @@ def test_a_benchmark_task_with_an_unknown_split_is_refused(
         benchmark.load_benchmark("odd")
 
 
+def write_labelled_runs(study_dir: Path, cells: dict[str, tuple[float, ...]]) -> None:
+    """A study folder of task ``TaskA`` with a run per label and seed (label -> per-seed success), each
+    run's memory the label's first word."""
+    for label, scores in cells.items():
+        for seed, success in enumerate(scores):
+            run_dir = study_dir / "trials" / f"{label.replace(' ', '_')}-s{seed}"
+            write_run(run_dir, label.split(" ")[0], seed, success)
+            score = {"metric": "success_rate", "min": 0.0, "max": 1.0, "threshold": 0.95}
+            (run_dir / "trial.json").write_text(json.dumps({"task": "TaskA", "label": label, "score": score}))
+
+
 def test_the_settings_grid_shows_every_cell_and_each_memorys_worst(tmp_path: Path) -> None:
     """A study over width x learning rate: one table per memory, its own width flag in the rows and the
     learning rate in the columns, each cell the seeds' mean and the seeds at the threshold, and the worst
@@ -543,12 +554,7 @@ def test_the_settings_grid_shows_every_cell_and_each_memorys_worst(tmp_path: Pat
         "gru hidden_size=64 lr=0.0003": (0.7, 0.9),
         "none": (0.1, 0.1),
     }
-    for label, scores in cells.items():
-        for seed, success in enumerate(scores):
-            run_dir = tmp_path / "trials" / f"{label.replace(' ', '_')}-s{seed}"
-            write_run(run_dir, label.split(" ")[0], seed, success)
-            score = {"metric": "success_rate", "min": 0.0, "max": 1.0, "threshold": 0.95}
-            (run_dir / "trial.json").write_text(json.dumps({"task": "TaskA", "label": label, "score": score}))
+    write_labelled_runs(tmp_path, cells)
     assert run_main(report.main, [str(tmp_path), "--reps", "200"]) == 0
     text = (tmp_path / "report.md").read_text()
     section = text.split("## Settings grid: TaskA")[1].split("\n## ")[0]
@@ -578,12 +584,7 @@ def test_one_flag_levers_reported_together_are_one_column_not_a_grid(tmp_path: P
         "tlb chunk_size=4": (0.2, 0.4),
         "tlb input_shift=4": (1.0, 1.0),
     }
-    for label, scores in cells.items():
-        for seed, success in enumerate(scores):
-            run_dir = tmp_path / "trials" / f"{label.replace(' ', '_')}-s{seed}"
-            write_run(run_dir, "tlb", seed, success)
-            score = {"metric": "success_rate", "min": 0.0, "max": 1.0, "threshold": 0.95}
-            (run_dir / "trial.json").write_text(json.dumps({"task": "TaskA", "label": label, "score": score}))
+    write_labelled_runs(tmp_path, cells)
     assert run_main(report.main, [str(tmp_path), "--reps", "200"]) == 0
     section = (tmp_path / "report.md").read_text().split("## Settings grid: TaskA")[1].split("\n## ")[0]
     table = [line for line in section.splitlines() if line.startswith("| ")]
@@ -622,3 +623,5 @@ def test_compared_pairs_compare_one_memorys_single_flag_levers() -> None:
     assert compared_pairs(levers) == list(itertools.permutations(levers, 2))
     grid = ["tlb d_model=64 lr=0.001", "tlb d_model=128 lr=0.001", "gru hidden_size=64 lr=0.001"]
     assert compared_pairs(grid) == [(grid[0], grid[2]), (grid[2], grid[0])]
+    at_width = ["tlb d_model=128 chunk_size=16", "tlb d_model=128 input_shift=4"]
+    assert compared_pairs(at_width) == list(itertools.permutations(at_width, 2))  # as the lever table shows
